@@ -1,0 +1,227 @@
+// The typed surface of the native addon (native/addon). This file is the contract between
+// the C++ side (syscalls and struct marshalling only) and every TypeScript layer above it.
+// Layouts and constants come from the kernel (linux/vfio.h) and libdrm (xf86drm.h,
+// xf86drmMode.h, drm_fourcc.h) headers; the addon adds no policy.
+
+/** Every failing call throws an Error with these fields (see errors.ts: isKernelError). */
+export interface KernelErrorFields {
+  /** ioctl or call name, e.g. 'DRM_IOCTL_MODE_ATOMIC', 'VFIO_DEVICE_QUERY_GFX_PLANE', 'open' */
+  op: string;
+  /** device path or label of the fd ('/dev/dri/card0', 'vfio-device 1234-...'), '' if unknown */
+  path: string;
+  /** positive errno number */
+  errno: number;
+  /** errno name: 'EINVAL', 'EBUSY', ... */
+  code: string;
+}
+
+export interface ModeInfo {
+  clock: number;
+  hdisplay: number; hsyncStart: number; hsyncEnd: number; htotal: number; hskew: number;
+  vdisplay: number; vsyncStart: number; vsyncEnd: number; vtotal: number; vscan: number;
+  vrefresh: number;
+  flags: number;
+  type: number;
+  name: string;
+}
+
+export interface DrmVersion {
+  major: number; minor: number; patch: number;
+  name: string; date: string; desc: string;
+}
+
+export interface DrmResources {
+  fbs: number[]; crtcs: number[]; connectors: number[]; encoders: number[];
+  minWidth: number; maxWidth: number; minHeight: number; maxHeight: number;
+}
+
+export interface DrmConnector {
+  id: number;
+  /** DRM_MODE_CONNECTOR_* */
+  type: number;
+  typeId: number;
+  /** 1 connected, 2 disconnected, 3 unknown */
+  status: number;
+  mmWidth: number; mmHeight: number;
+  subpixel: number;
+  encoderId: number;
+  encoders: number[];
+  modes: ModeInfo[];
+}
+
+export interface DrmEncoder {
+  id: number; type: number; crtcId: number; possibleCrtcs: number; possibleClones: number;
+}
+
+export interface DrmCrtc {
+  id: number; bufferId: number; x: number; y: number; width: number; height: number;
+  modeValid: boolean; mode: ModeInfo | null; gammaSize: number;
+}
+
+export interface DrmPlane {
+  id: number; crtcId: number; fbId: number; crtcX: number; crtcY: number; x: number; y: number;
+  possibleCrtcs: number; gammaSize: number;
+  /** legacy format list (fourcc codes) */
+  formats: number[];
+}
+
+export type PropertyKind = 'range' | 'signed_range' | 'enum' | 'bitmask' | 'blob' | 'object';
+
+export interface DrmProperty {
+  id: number;
+  name: string;
+  /** DRM_MODE_PROP_* flags (IMMUTABLE = 4, ATOMIC = 0x80000000, ...) */
+  flags: number;
+  kind: PropertyKind;
+  /** current value on the object (u64; signed ranges are two's complement) */
+  value: bigint;
+  /** range / signed_range: [min, max] (signed ranges already sign-extended) */
+  range?: [bigint, bigint];
+  /** enum / bitmask: the named values (for bitmask, value is the bit index as in libdrm) */
+  enums?: { name: string; value: bigint }[];
+  /** object: the object type it points to, e.g. DRM_MODE_OBJECT_CRTC */
+  objectType?: number;
+}
+
+export interface FormatModifier { format: number; modifier: bigint }
+
+export interface DrmEvent {
+  /** DRM_EVENT_FLIP_COMPLETE = 2, DRM_EVENT_VBLANK = 1, DRM_EVENT_CRTC_SEQUENCE = 3 */
+  type: 'flip' | 'vblank' | 'sequence';
+  sequence: number;
+  /** event time in microseconds (CLOCK_MONOTONIC) */
+  timeUs: number;
+  crtcId: number;
+  userData: bigint;
+}
+
+export interface AddFb2Args {
+  width: number; height: number;
+  /** DRM fourcc */
+  format: number;
+  handles: number[]; pitches: number[]; offsets: number[];
+  /** when present, DRM_MODE_FB_MODIFIERS is set and these are passed per plane */
+  modifiers?: bigint[];
+}
+
+export interface OutFence { outFence: true }
+
+export interface DumbBuffer { handle: number; pitch: number; size: number }
+
+/** Memory mapped with mmap(2). `buffer` is an external ArrayBuffer over the mapping. */
+export interface Mapping {
+  buffer: ArrayBuffer;
+  length: number;
+  /** munmap; detaches `buffer` first so later access throws instead of faulting. Idempotent. */
+  unmap(): void;
+}
+
+export interface VfioDeviceInfo { flags: number; numRegions: number; numIrqs: number }
+
+export interface VfioRegionCap { id: number; version: number; data: Buffer }
+
+export interface VfioRegionInfo {
+  index: number; flags: number; size: bigint; offset: bigint; caps: VfioRegionCap[];
+}
+
+/** struct vfio_device_gfx_plane_info, as filled by the vendor driver. */
+export interface GfxPlaneInfo {
+  flags: number;
+  drmPlaneType: number;
+  drmFormat: number;
+  drmFormatMod: bigint;
+  width: number; height: number; stride: number; size: number;
+  /** signed 32-bit (a cursor can be partly off screen) */
+  xPos: number; yPos: number;
+  /** raw u32; 0xFFFFFFFF means no hotspot */
+  xHot: number; yHot: number;
+  /** the union: region_index for REGION, dmabuf_id for DMABUF, drm_fb_id for DRM_FB */
+  id: number;
+}
+
+export interface VfioMdevHandles {
+  container: number; group: number; device: number; groupId: number;
+}
+
+export interface FdPoller {
+  /** stop watching; the fd itself is not closed. Idempotent. */
+  stop(): void;
+}
+
+export interface NativeAddon {
+  // ---- fds and labels -------------------------------------------------------------------
+  /** give an fd a label used in error messages (e.g. an adopted VFIO fd) */
+  setFdLabel(fd: number, label: string): void;
+  close(fd: number): void;
+  /** open(2) any path read-write with O_CLOEXEC, for tests and generic use */
+  openPath(path: string, flags?: number): number;
+  /** 'EINVAL' for 22, etc. */
+  errnoName(errno: number): string;
+
+  // ---- DRM ------------------------------------------------------------------------------
+  /** open a card or render node (O_RDWR | O_CLOEXEC); checks it is a DRM device (drmGetVersion) */
+  drmOpen(path: string): number;
+  drmSetClientCap(fd: number, cap: number, value: number): void;
+  drmGetCap(fd: number, cap: number): bigint;
+  drmGetVersion(fd: number): DrmVersion;
+  drmGetResources(fd: number): DrmResources;
+  drmGetConnector(fd: number, id: number): DrmConnector;
+  drmGetEncoder(fd: number, id: number): DrmEncoder;
+  drmGetCrtc(fd: number, id: number): DrmCrtc;
+  drmGetPlaneResources(fd: number): number[];
+  drmGetPlane(fd: number, id: number): DrmPlane;
+  /** objectType: DRM_MODE_OBJECT_* (CRTC 0xcccccccc, CONNECTOR 0xc0c0c0c0, PLANE 0xeeeeeeee, ...) */
+  drmGetProperties(fd: number, objectId: number, objectType: number): DrmProperty[];
+  /** null if the blob id is 0 or does not exist (ENOENT) */
+  drmGetPropertyBlob(fd: number, blobId: number): Buffer | null;
+  drmCreatePropertyBlob(fd: number, data: Buffer): number;
+  drmDestroyPropertyBlob(fd: number, blobId: number): void;
+  /** decode an IN_FORMATS blob (struct drm_format_modifier_blob) into pairs */
+  drmDecodeInFormats(blob: Buffer): FormatModifier[];
+  /**
+   * props: [objectId, propertyId, value] triples; flags: DRM_MODE_ATOMIC_* / DRM_MODE_PAGE_FLIP_EVENT.
+   * A value of OUT_FENCE ({ outFence: true }) makes the addon pass the address of an s32 it owns
+   * (for WRITEBACK_OUT_FENCE_PTR / OUT_FENCE_PTR); the returned array holds those fence fds in
+   * the order of such props (-1 when the kernel set none). Otherwise it returns [].
+   */
+  drmAtomicCommit(fd: number, props: Array<[number, number, bigint | number | OutFence]>, flags: number, userData?: bigint): number[];
+  drmPrimeFdToHandle(fd: number, dmabufFd: number): number;
+  drmPrimeHandleToFd(fd: number, handle: number, flags: number): number;
+  drmGemClose(fd: number, handle: number): void;
+  drmAddFb2(fd: number, args: AddFb2Args): number;
+  drmRmFb(fd: number, fbId: number): void;
+  drmCreateDumb(fd: number, width: number, height: number, bpp: number): DumbBuffer;
+  drmMapDumb(fd: number, handle: number, size: number): Mapping;
+  drmDestroyDumb(fd: number, handle: number): void;
+  drmSetMaster(fd: number): void;
+  drmDropMaster(fd: number): void;
+  /** non-blocking read of all pending events on the fd; [] when none */
+  drmReadEvents(fd: number): DrmEvent[];
+  /** DRM_IOCTL_WAIT_VBLANK relative 0 for the CRTC index, returns the sequence; for tests */
+  drmWaitVblank(fd: number, crtcIndex: number): number;
+
+  // ---- VFIO -----------------------------------------------------------------------------
+  /** legacy group API: container (type1v2 iommu set) + /dev/vfio/<group> + device by name */
+  vfioOpenMdev(groupId: number, deviceName: string): VfioMdevHandles;
+  /** pidfd_open(pid) + pidfd_getfd(targetFd): a duplicate of another process' fd (root) */
+  pidfdGetFd(pid: number, targetFd: number): number;
+  vfioDeviceInfo(deviceFd: number): VfioDeviceInfo;
+  vfioRegionInfo(deviceFd: number, index: number): VfioRegionInfo;
+  /** VFIO_DEVICE_QUERY_GFX_PLANE with argsz = sizeof(struct); flags as given; drmPlaneType in */
+  vfioQueryGfxPlane(deviceFd: number, flags: number, drmPlaneType: number): GfxPlaneInfo;
+  /** VFIO_DEVICE_GET_GFX_DMABUF: returns a dma-buf fd */
+  vfioGetGfxDmabuf(deviceFd: number, dmabufId: number): number;
+  /** pread/pwrite on the device fd at region offset + offset */
+  pread(fd: number, offset: bigint, length: number): Buffer;
+  pwrite(fd: number, offset: bigint, data: Buffer): number;
+  /** mmap(MAP_SHARED) of any fd (VFIO region, dma-buf) */
+  mmap(fd: number, offset: bigint, length: number, writable: boolean): Mapping;
+  /** DMA_BUF_IOCTL_SYNC with DMA_BUF_SYNC_* flags */
+  dmabufSync(fd: number, flags: number): void;
+
+  // ---- event loop -----------------------------------------------------------------------
+  /** uv_poll on fd for readability; callback runs on the JS thread each time it is readable */
+  pollReadable(fd: number, onReadable: () => void): FdPoller;
+  /** poll(2) with timeout in ms; true if readable. For sync waits such as fences. */
+  pollWait(fd: number, timeoutMs: number): boolean;
+}

@@ -1,0 +1,19 @@
+import { Command } from 'commander';
+import { registerInspect } from './commands/inspect.js';
+import { registerAssign } from './commands/assign.js';
+import { registerDemo } from './commands/demo.js';
+import { registerDebugfs } from './commands/debugfs.js';
+
+/** Entry point of the `vgpu-flip` CLI. Each command lives in ./commands/<name>.ts. */
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program
+    .name('vgpu-flip')
+    .description('Put a VM\'s vGPU display planes on real hardware planes, zero copies')
+    .showHelpAfterError();
+  registerInspect(program);
+  registerAssign(program);
+  registerDemo(program);
+  registerDebugfs(program);
+  await program.parseAsync(argv);
+}
