@@ -45,8 +45,10 @@ if [ ! -d "/usr/src/linux-headers-$abi" ]; then
 fi
 
 if [ ! -f native/build/Release/vgpu_flip.node ] || [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "npm ci (builds the native addon and the TypeScript)"
-  npm ci
+  say "npm install (builds the native addon and the TypeScript)"
+  # npm ci refuses this lockfile here: the registry serves no non-Linux rollup builds, so
+  # their optional entries are missing from it; npm install uses the lockfile all the same
+  npm install --no-audit --no-fund
 else
   say "node_modules present; building TypeScript"
   npm run build --silent

@@ -88,9 +88,11 @@ export interface FormatModifier { format: number; modifier: bigint }
 export interface DrmEvent {
   /** DRM_EVENT_FLIP_COMPLETE = 2, DRM_EVENT_VBLANK = 1, DRM_EVENT_CRTC_SEQUENCE = 3 */
   type: 'flip' | 'vblank' | 'sequence';
+  /** u32 for flip/vblank; the u64 sequence of a 'sequence' event as a number */
   sequence: number;
   /** event time in microseconds (CLOCK_MONOTONIC) */
   timeUs: number;
+  /** the CRTC of a flip/vblank event (0 on kernels that do not report it, and for 'sequence') */
   crtcId: number;
   userData: bigint;
 }
@@ -118,7 +120,16 @@ export interface Mapping {
 
 export interface VfioDeviceInfo { flags: number; numRegions: number; numIrqs: number }
 
-export interface VfioRegionCap { id: number; version: number; data: Buffer }
+export interface VfioRegionCap {
+  id: number; version: number;
+  /**
+   * the whole capability as the kernel laid it out, starting with its struct
+   * vfio_info_cap_header (id u16, version u16, next u32), so the offsets of the C structs in
+   * linux/vfio.h apply directly (e.g. vfio_region_info_cap_type: type at 8, subtype at 12);
+   * it runs to the next capability or the end of the returned info
+   */
+  data: Buffer;
+}
 
 export interface VfioRegionInfo {
   index: number; flags: number; size: bigint; offset: bigint; caps: VfioRegionCap[];
@@ -183,6 +194,9 @@ export interface NativeAddon {
    * A value of OUT_FENCE ({ outFence: true }) makes the addon pass the address of an s32 it owns
    * (for WRITEBACK_OUT_FENCE_PTR / OUT_FENCE_PTR); the returned array holds those fence fds in
    * the order of such props (-1 when the kernel set none). Otherwise it returns [].
+   * The caller owns (and must close) every returned fence fd that is not -1.
+   * Props are grouped by object for the ioctl, keeping their relative order; numbers and bigints
+   * may be negative (passed as two's complement u64, for signed properties such as CRTC_X).
    */
   drmAtomicCommit(fd: number, props: Array<[number, number, bigint | number | OutFence]>, flags: number, userData?: bigint): number[];
   drmPrimeFdToHandle(fd: number, dmabufFd: number): number;
@@ -197,7 +211,7 @@ export interface NativeAddon {
   drmDropMaster(fd: number): void;
   /** non-blocking read of all pending events on the fd; [] when none */
   drmReadEvents(fd: number): DrmEvent[];
-  /** DRM_IOCTL_WAIT_VBLANK relative 0 for the CRTC index, returns the sequence; for tests */
+  /** DRM_IOCTL_WAIT_VBLANK relative 0 for the CRTC index (returns at once), returns the sequence; for tests */
   drmWaitVblank(fd: number, crtcIndex: number): number;
 
   // ---- VFIO -----------------------------------------------------------------------------
@@ -211,7 +225,10 @@ export interface NativeAddon {
   vfioQueryGfxPlane(deviceFd: number, flags: number, drmPlaneType: number): GfxPlaneInfo;
   /** VFIO_DEVICE_GET_GFX_DMABUF: returns a dma-buf fd */
   vfioGetGfxDmabuf(deviceFd: number, dmabufId: number): number;
-  /** pread/pwrite on the device fd at region offset + offset */
+  /**
+   * pread/pwrite on the device fd at region offset + offset (one syscall: pread may return
+   * fewer bytes than asked, e.g. at end of file)
+   */
   pread(fd: number, offset: bigint, length: number): Buffer;
   pwrite(fd: number, offset: bigint, data: Buffer): number;
   /** mmap(MAP_SHARED) of any fd (VFIO region, dma-buf) */
@@ -220,8 +237,18 @@ export interface NativeAddon {
   dmabufSync(fd: number, flags: number): void;
 
   // ---- event loop -----------------------------------------------------------------------
-  /** uv_poll on fd for readability; callback runs on the JS thread each time it is readable */
+  /**
+   * uv_poll on fd for readability; callback runs on the JS thread each time it is readable
+   * (level-triggered: it fires again while data stays unread). One active poller per fd
+   * (a second one throws EBUSY); native.close(fd) stops the fd's poller (closing the fd any
+   * other way while it is polled is a bug). If the callback throws, the error goes to process
+   * 'uncaughtException'. On a poll error the poller stops itself and calls the callback once more.
+   */
   pollReadable(fd: number, onReadable: () => void): FdPoller;
-  /** poll(2) with timeout in ms; true if readable. For sync waits such as fences. */
+  /**
+   * poll(2) with timeout in ms (-1: no timeout); true if readable, or if POLLHUP/POLLERR is set
+   * (a read would not block); false on timeout; throws EBADF for a closed fd. For sync waits
+   * such as fences.
+   */
   pollWait(fd: number, timeoutMs: number): boolean;
 }
