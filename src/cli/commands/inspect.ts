@@ -1,8 +1,28 @@
 import type { Command } from 'commander';
 
-// placeholder: the owner of this command replaces this file
+/** `vgpu-flip inspect`: DRM devices and vGPUs, as tables or drm_info-style JSON. */
 export function registerInspect(program: Command): void {
-  program.command('inspect').description('(not implemented yet)').action(() => {
-    throw new Error('inspect is not implemented yet');
-  });
+  program
+    .command('inspect')
+    .description('list DRM devices (connectors, CRTCs, planes, formats) and vGPUs (mdev, IOMMU group, holder, PROBE)')
+    .option('--json', 'JSON output (DRM devices in drm_info -j layout, plus "vgpus")')
+    .option('--device <path...>', 'inspect only these DRM devices (default: every /dev/dri/card*)')
+    .option('-v, --verbose', 'list every format and modifier')
+    .option('--no-probe', 'do not open vGPUs to PROBE their display paths')
+    .action(async (opts: { json?: boolean; device?: string[]; verbose?: boolean; probe: boolean }) => {
+      // loaded lazily so `vgpu-flip --help` works without the native addon
+      const { collectInspect, inspectExitCode } = await import('../../inspect/collect.js');
+      const report = collectInspect({
+        ...(opts.device ? { devices: opts.device } : {}),
+        probe: opts.probe,
+      });
+      if (opts.json) {
+        const { inspectJsonText } = await import('../../inspect/json.js');
+        process.stdout.write(inspectJsonText(report));
+      } else {
+        const { renderInspectText } = await import('../../inspect/text.js');
+        process.stdout.write(renderInspectText(report, { verbose: opts.verbose ?? false }));
+      }
+      process.exitCode = inspectExitCode(report);
+    });
 }

@@ -1,0 +1,217 @@
+// Collecting what `vgpu-flip inspect` shows: DRM devices (KMS snapshots) and vGPUs (sysfs +
+// PROBE). Nothing here throws for a device problem: failures become `error` entries.
+import { readdirSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { native } from '../binding/index.js';
+import { DRM_CLIENT_CAP_ASPECT_RATIO, DRM_CLIENT_CAP_STEREO_3D } from '../binding/constants.js';
+import { isKernelError } from '../binding/errors.js';
+import { DrmDevice } from '../kms/device.js';
+import type { KmsSnapshot } from '../kms/types.js';
+import { VfioDevice, VfioGroupBusyError } from '../vfio/device.js';
+import { discoverVgpus, listMdevParents } from '../vfio/sysfs.js';
+import type { ProbeResult, SysRoots, VgpuInfo } from '../vfio/types.js';
+
+export interface ErrorEntry {
+  /** syscall / ioctl that failed ('open', 'DRM_IOCTL_VERSION', ...) or 'inspect' */
+  op: string;
+  path: string;
+  /** errno name, or 'ERROR' for non-kernel failures */
+  code: string;
+  errno: number;
+  message: string;
+  /** for a busy VFIO group: who holds it */
+  holders?: { pid: number; comm: string }[];
+}
+
+export interface DrmDeviceReport {
+  path: string;
+  snapshot?: KmsSnapshot;
+  /** client caps inspect tried to enable (drm_info's names) -> accepted */
+  clientCaps?: Record<string, boolean>;
+  /** contents of some blob properties (WRITEBACK_PIXEL_FORMATS, PATH), by blob id */
+  blobs?: Record<number, Buffer | null>;
+  error?: ErrorEntry;
+}
+
+export interface VgpuReport extends VgpuInfo {
+  /** PROBE answers per path, null when the device could not be reached */
+  probe: ProbeResult | null;
+  /** how the device was reached for PROBE: "open", "pidfd pid N fd M", or null */
+  probeVia: string | null;
+  /** opening failed (e.g. EBUSY with holders); PROBE may still have worked through the holder */
+  error?: ErrorEntry;
+  /** PROBE through the holder failed too */
+  probeError?: ErrorEntry;
+}
+
+export interface InspectReport {
+  drm: DrmDeviceReport[];
+  /** why no DRM device is listed (no /dev/dri) */
+  drmReason?: string;
+  vgpus: VgpuReport[];
+  vgpuReason?: string;
+  /** mdev parent devices and the types they offer (where new vGPUs can be created) */
+  mdevParents?: MdevParent[];
+}
+
+export type MdevParent = ReturnType<typeof listMdevParents>[number];
+
+export interface InspectOptions {
+  /** DRM device paths; default: every /dev/dri/card* */
+  devices?: string[];
+  /** skip opening vGPUs for PROBE */
+  probe?: boolean;
+  /** include the vGPU section (default true) */
+  vgpus?: boolean;
+  roots?: SysRoots;
+}
+
+export function errorEntry(e: unknown, fallbackPath: string): ErrorEntry {
+  if (e instanceof VfioGroupBusyError) {
+    return {
+      op: 'open',
+      path: `/dev/vfio/${e.groupId}`,
+      code: 'EBUSY',
+      errno: 16,
+      message: e.message,
+      holders: e.holders,
+    };
+  }
+  if (isKernelError(e)) {
+    let message = e.message;
+    if (e.op === 'DRM_IOCTL_VERSION' && (e.code === 'ENOTTY' || e.code === 'EINVAL') && !/not a DRM device/i.test(message)) {
+      message += ' (not a DRM device)';
+    }
+    return { op: e.op, path: e.path || fallbackPath, code: e.code, errno: e.errno, message };
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  return { op: 'inspect', path: fallbackPath, code: 'ERROR', errno: 0, message };
+}
+
+/** /dev/dri/card* sorted by number. */
+export function listCardNodes(devRoot = '/dev'): string[] {
+  const dir = path.join(devRoot, 'dri');
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => /^card\d+$/.test(n))
+    .sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)))
+    .map((n) => path.join(dir, n));
+}
+
+const BLOB_DATA_PROPS = new Set(['WRITEBACK_PIXEL_FORMATS', 'PATH']);
+
+export function inspectDrmDevice(devPath: string): DrmDeviceReport {
+  let dev: DrmDevice;
+  try {
+    dev = DrmDevice.open(devPath, { writeback: true, requireAtomic: false });
+  } catch (e) {
+    return { path: devPath, error: errorEntry(e, devPath) };
+  }
+  try {
+    const clientCaps: Record<string, boolean> = {};
+    const trySet = (cap: number): boolean => {
+      try {
+        native.drmSetClientCap(dev.fd, cap, 1);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    clientCaps['STEREO_3D'] = trySet(DRM_CLIENT_CAP_STEREO_3D);
+    clientCaps['UNIVERSAL_PLANES'] = dev.clientCaps.universalPlanes;
+    clientCaps['ATOMIC'] = dev.clientCaps.atomic;
+    clientCaps['ASPECT_RATIO'] = trySet(DRM_CLIENT_CAP_ASPECT_RATIO);
+    clientCaps['WRITEBACK_CONNECTORS'] = dev.clientCaps.writebackConnectors;
+    const snapshot = dev.snapshot();
+    const blobs: Record<number, Buffer | null> = {};
+    for (const obj of [...snapshot.connectors, ...snapshot.crtcs, ...snapshot.planes]) {
+      for (const p of Object.values(obj.properties)) {
+        if (p.kind === 'blob' && BLOB_DATA_PROPS.has(p.name) && p.value !== 0n) {
+          try {
+            blobs[Number(p.value)] = native.drmGetPropertyBlob(dev.fd, Number(p.value));
+          } catch {
+            blobs[Number(p.value)] = null;
+          }
+        }
+      }
+    }
+    return { path: devPath, snapshot, clientCaps, blobs };
+  } catch (e) {
+    return { path: devPath, error: errorEntry(e, devPath) };
+  } finally {
+    dev.close();
+  }
+}
+
+function probeVgpu(v: VgpuInfo, roots?: SysRoots): Pick<VgpuReport, 'probe' | 'probeVia' | 'error' | 'probeError'> {
+  let dev: VfioDevice;
+  try {
+    dev = VfioDevice.open(v.uuid, { roots });
+  } catch (e) {
+    const error = errorEntry(e, v.groupPath ?? v.sysfsPath);
+    // busy: PROBE through the holder's device fd (pidfd_getfd, root) when there is exactly one
+    if (e instanceof VfioGroupBusyError && e.holders.length > 0) {
+      const holder = v.holders.find((h) => h.pid === e.holders[0]!.pid);
+      if (holder && holder.deviceFds.length > 0) {
+        let dup: VfioDevice | null = null;
+        try {
+          dup = VfioDevice.fromPid(holder.pid, { uuid: v.uuid, roots });
+          const probe = dup.probe();
+          return { probe, probeVia: `pidfd ${dup.label.replace(/^vfio-device /, '')}`, error };
+        } catch (e2) {
+          return { probe: null, probeVia: null, error, probeError: errorEntry(e2, `/proc/${holder.pid}/fd`) };
+        } finally {
+          dup?.close();
+        }
+      }
+    }
+    return { probe: null, probeVia: null, error };
+  }
+  try {
+    return { probe: dev.probe(), probeVia: 'open' };
+  } catch (e) {
+    return { probe: null, probeVia: null, error: errorEntry(e, dev.label) };
+  } finally {
+    dev.close();
+  }
+}
+
+export function inspectVgpus(opts: Pick<InspectOptions, 'probe' | 'roots'> = {}): { vgpus: VgpuReport[]; reason?: string } {
+  const d = discoverVgpus(opts.roots);
+  const vgpus = d.vgpus.map((v): VgpuReport => {
+    if (opts.probe === false) return { ...v, probe: null, probeVia: null };
+    return { ...v, ...probeVgpu(v, opts.roots) };
+  });
+  return d.reason !== undefined ? { vgpus, reason: d.reason } : { vgpus };
+}
+
+export function collectInspect(opts: InspectOptions = {}): InspectReport {
+  const devRoot = opts.roots?.dev ?? '/dev';
+  const paths = opts.devices && opts.devices.length ? opts.devices : listCardNodes(devRoot);
+  const report: InspectReport = { drm: paths.map(inspectDrmDevice), vgpus: [] };
+  if (paths.length === 0) {
+    report.drmReason = existsSync(path.join(devRoot, 'dri'))
+      ? `no card nodes in ${path.join(devRoot, 'dri')}`
+      : `${path.join(devRoot, 'dri')} does not exist: no DRM driver is loaded`;
+  }
+  if (opts.vgpus !== false) {
+    const v = inspectVgpus(opts);
+    report.vgpus = v.vgpus;
+    if (v.reason !== undefined) report.vgpuReason = v.reason;
+    report.mdevParents = listMdevParents(opts.roots);
+  }
+  return report;
+}
+
+/** Exit status: 1 only when something failed and nothing at all could be inspected. */
+export function inspectExitCode(r: InspectReport): number {
+  const okDrm = r.drm.some((d) => d.snapshot);
+  const okVgpu = r.vgpus.length > 0;
+  const anyError = r.drm.some((d) => d.error);
+  return !okDrm && !okVgpu && anyError ? 1 : 0;
+}
