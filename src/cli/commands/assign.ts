@@ -1,8 +1,174 @@
-import type { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { describeKernelError } from '../../binding/errors.js';
+import type { FlipEngine } from '../../flip/engine.js';
+import type { GuestPlaneKind, Placement } from '../../flip/planner.js';
+import { installExitHandlers, openSession, parsePosition, UsageError, type AssignOptions } from '../../flip/session.js';
 
-// placeholder: the owner of this command replaces this file
-export function registerAssign(program: Command): void {
-  program.command('assign').description('(not implemented yet)').action(() => {
-    throw new Error('assign is not implemented yet');
+interface AssignCliOptions {
+  vgpu?: string;
+  pid?: string;
+  plane: string[];
+  crtc: string;
+  hwPlane: string[];
+  position?: string;
+  center?: boolean;
+  fill?: boolean;
+  mode?: string;
+  once?: boolean;
+  path: string;
+  device: string;
+  json?: boolean;
+  notReady: string;
+  duration?: string;
+  cursorOrigin: string;
+}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+/** A status reporter: live line on a TTY, plain lines every few seconds otherwise, JSON lines with --json. */
+export function attachStatus(engine: FlipEngine, o: { json: boolean; tty: boolean; out: (s: string) => void; intervalMs?: number }): () => void {
+  const emitJson = (type: string, data: unknown): void =>
+    o.out(JSON.stringify({ type, time: new Date().toISOString(), ...(data as object) }, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v)) + '\n');
+  let lastFrames = 0;
+  let lastT = Date.now();
+  const line = (): string => {
+    const now = Date.now();
+    const fps = ((engine.stats.frames - lastFrames) * 1000) / Math.max(1, now - lastT);
+    lastFrames = engine.stats.frames;
+    lastT = now;
+    let flips = 0;
+    let copies = 0;
+    let bytes = 0;
+    for (const p of Object.values(engine.stats.planes)) {
+      flips += p.flips + p.moves;
+      copies += p.copies;
+      bytes += p.bytesCopied;
+    }
+    return `fps ${fps.toFixed(1)} | flips ${flips} | copies ${copies} (${(bytes / 1048576).toFixed(1)} MiB) | commits ${engine.stats.commits} | errors ${engine.stats.errors}`;
+  };
+  const offs: (() => void)[] = [];
+  const on = <E extends 'assigned' | 'not-ready' | 'fallback' | 'error' | 'recovered' | 'stopped'>(ev: E, fn: (e: never) => void): void => {
+    engine.on(ev, fn as never);
+    offs.push(() => engine.off(ev, fn as never));
+  };
+  const clearLine = (): void => {
+    if (o.tty && !o.json) o.out('\r\x1b[2K');
+  };
+  on('assigned', (e: Parameters<import('../../flip/events.js').EngineEvents['assigned']>[0]) => {
+    if (o.json) return emitJson('assigned', { layout: e.layout, paths: e.paths, explanation: e.explanation, modeset: e.modeset, reason: e.reason });
+    clearLine();
+    o.out(`assigned (${e.reason}):\n${e.explanation.map((l) => `  ${l}`).join('\n')}\n`);
   });
+  on('not-ready', (e: { plane: string; action: string }) => {
+    if (o.json) return emitJson('not-ready', e);
+    clearLine();
+    o.out(`guest ${e.plane} plane not ready: ${e.action === 'wait' ? 'waiting for the guest' : e.action === 'blank' ? 'plane blanked' : 'keeping the last frame'}\n`);
+  });
+  on('fallback', (e: { plane: string; reason: string }) => {
+    if (o.json) return emitJson('fallback', e);
+    clearLine();
+    o.out(`guest ${e.plane}: falling back to the copy path: ${e.reason}\n`);
+  });
+  on('error', (e: { plane?: string; stage: string; message: string; count: number; kernel: unknown }) => {
+    if (o.json) return emitJson('error', e);
+    clearLine();
+    o.out(`error${e.plane ? ` (${e.plane})` : ''} in ${e.stage}${e.count > 1 ? ` (${e.count} in a row)` : ''}: ${e.message}; retrying\n`);
+  });
+  on('recovered', (e: { plane?: string; stage: string; afterFailures: number }) => {
+    if (o.json) return emitJson('recovered', e);
+    clearLine();
+    o.out(`recovered${e.plane ? ` (${e.plane})` : ''}: ${e.stage} works again after ${e.afterFailures} failure(s)\n`);
+  });
+  on('stopped', (e: { message: string }) => {
+    if (o.json) return emitJson('stopped', e);
+    clearLine();
+    o.out(`${e.message}\n`);
+  });
+  const interval = o.intervalMs ?? (o.tty && !o.json ? 500 : 5000);
+  const t = setInterval(() => {
+    if (o.json) emitJson('status', { stats: engine.stats, calls: engine.counter.snapshot() });
+    else if (o.tty) o.out(`\r\x1b[2K${line()}`);
+    else o.out(`${line()}\n`);
+  }, interval);
+  t.unref();
+  return () => {
+    clearInterval(t);
+    for (const f of offs) f();
+  };
+}
+
+export function registerAssign(program: Command): void {
+  program
+    .command('assign')
+    .description('put vGPU guest planes on hardware planes of a CRTC and keep them there (zero copy)')
+    .option('--vgpu <uuid>', 'the mdev vGPU (see `vgpu-flip inspect`)')
+    .option('--pid <pid>', 'take the VFIO device fd from this process (a VMM holding the group; root)')
+    .option('--plane <type>', 'guest plane to assign: primary, cursor (repeat for several)', collect, [])
+    .option('--crtc <index>', 'CRTC index', '0')
+    .option('--hw-plane <id>', 'force this hardware plane (pairs with --plane in order)', collect, [])
+    .addOption(new Option('--position <x,y>', 'place the guest primary at x,y (native size)').conflicts(['center', 'fill']))
+    .addOption(new Option('--center', 'centre the guest primary (native size)').conflicts(['fill']))
+    .option('--fill', 'scale the guest primary to the whole CRTC (if the hardware scales)')
+    .option('--mode <WxH@Hz>', 'set this mode (modeset); default: keep the current one')
+    .option('--once', 'assign, show one frame, report, restore and exit (a check)')
+    .addOption(new Option('--path <path>', 'display path').choices(['dmabuf', 'region']).default('dmabuf'))
+    .option('--device <path>', 'DRM card node', '/dev/dri/card0')
+    .option('--json', 'machine-readable JSON lines')
+    .addOption(new Option('--not-ready <policy>', 'when the guest plane goes away').choices(['keep', 'blank']).default('keep'))
+    .option('--duration <seconds>', 'stop after this many seconds (default: until interrupted)')
+    .addOption(new Option('--cursor-origin <o>', 'cursor x/y from the driver are').choices(['top-left', 'hotspot']).default('top-left'))
+    .action(async (opts: AssignCliOptions) => {
+      const out = (s: string): void => {
+        process.stdout.write(s);
+      };
+      let placement: Placement | undefined;
+      if (opts.position) placement = parsePosition(opts.position);
+      else if (opts.center) placement = { kind: 'center' };
+      else if (opts.fill) placement = { kind: 'fill' };
+      const planes = opts.plane.map((p) => {
+        if (p !== 'primary' && p !== 'cursor' && p !== 'overlay') throw new UsageError(`--plane ${p}: expected primary, cursor or overlay`);
+        return p as GuestPlaneKind;
+      });
+      const num = (s: string, what: string): number => {
+        if (!/^\d+$/.test(s)) throw new UsageError(`${what} ${JSON.stringify(s)}: expected a non-negative integer`);
+        return Number(s);
+      };
+      const a: AssignOptions = {
+        planes: planes.length ? planes : ['primary'],
+        crtc: num(opts.crtc, '--crtc'),
+        hwPlanes: opts.hwPlane.map((h) => num(h, '--hw-plane')),
+        path: opts.path as 'dmabuf' | 'region',
+        device: opts.device,
+        notReady: opts.notReady as 'keep' | 'blank',
+        cursorOrigin: opts.cursorOrigin as 'top-left' | 'hotspot',
+      };
+      if (opts.vgpu) a.vgpu = opts.vgpu;
+      if (opts.pid) a.pid = num(opts.pid, '--pid');
+      if (placement) a.placement = placement;
+      if (opts.mode) a.mode = opts.mode;
+      const session = openSession(a);
+      if (!opts.json) for (const c of session.checks) out(`check: ${c}\n`);
+      const removeHandlers = installExitHandlers(() => session.close(), (s) => process.stderr.write(`\n${s}\n`));
+      const detach = attachStatus(session.engine, { json: !!opts.json, tty: !!process.stdout.isTTY, out });
+      try {
+        session.engine.start();
+        if (opts.once) {
+          await session.engine.waitAssigned(5000);
+          await new Promise((r) => setTimeout(r, 100));
+        } else if (opts.duration) {
+          await new Promise((r) => setTimeout(r, Number(opts.duration) * 1000));
+        } else {
+          await new Promise(() => undefined); // until SIGINT/SIGTERM (handlers restore and exit)
+        }
+      } catch (e) {
+        throw new Error(describeKernelError(e, 'assign'), { cause: e });
+      } finally {
+        await session.close();
+        detach();
+        removeHandlers();
+      }
+      const s = session.engine.stats;
+      if (opts.json) out(JSON.stringify({ type: 'summary', stats: s, calls: session.engine.counter.snapshot() }) + '\n');
+      else out(`\nsummary: ${s.frames} frames, ${s.commits} commits, ${s.errors} errors\n`);
+    });
 }

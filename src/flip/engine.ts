@@ -1,0 +1,955 @@
+// The flip engine: keeps guest planes on hardware planes, frame after frame.
+//
+// Every vblank (driven by our own page-flip events while the guest flips, by a timer at the
+// mode's refresh period while nothing changes; never a busy loop) it queries each guest plane
+// and decides (decide.ts): nothing changed -> no commit; new dmabuf_id -> framebuffer from the
+// cache or a fresh import -> NONBLOCK|PAGE_FLIP_EVENT commit; cursor moved -> position only;
+// new shape -> plan again (planner.ts) with TEST_ONLY. The display state found at start is
+// restored by stop().
+import { EventEmitter } from 'eventemitter3';
+import { native as realNative } from '../binding/index.js';
+import type { DrmEvent, GfxPlaneInfo, ModeInfo, NativeAddon } from '../binding/types.js';
+import {
+  DRM_MODE_ATOMIC_ALLOW_MODESET,
+  DRM_MODE_ATOMIC_NONBLOCK,
+  DRM_MODE_PAGE_FLIP_EVENT,
+  DRM_MODE_CONNECTOR_WRITEBACK,
+  fourccToString,
+} from '../binding/constants.js';
+import { hasCode, isKernelError, kernelErrorFields } from '../binding/errors.js';
+import { AtomicRequest, PropertyIndex, captureState, restoreState, type DrmDevice, type PropertyBlob } from '../kms/index.js';
+import type { ConnectorSnapshot, CrtcSnapshot, KmsSnapshot, SavedKmsState } from '../kms/types.js';
+import type { VfioDevice } from '../vfio/index.js';
+import { PLANE_PATH_FLAGS, DRM_PLANE_TYPES } from '../vfio/index.js';
+import { CallCounter } from './counting.js';
+import { captureWriteback, type CapturedFrame } from '../capture/writeback.js';
+import { CopyTarget, dmabufSource, regionSource, type CopySource } from './copy.js';
+import { classifyQuery, decide, descOf, FailureStreak, type Decision, type NotReadyPolicy, type PlaneView } from './decide.js';
+import type { AssignedEvent, EngineEvents, PresentPath } from './events.js';
+import { FbCache, type BufferDesc } from './fb-cache.js';
+import {
+  destination,
+  explainPlan,
+  planLayouts,
+  tryLayouts,
+  type GuestPlaneKind,
+  type GuestPlaneSpec,
+  type Layout,
+  type PlaneAssignment,
+  type Placement,
+} from './planner.js';
+
+/**
+ * Where guest planes come from: a VFIO mdev device (VfioGuestSource) or, in tests, anything
+ * that answers the same questions (a fake guest exporting dumb buffers).
+ */
+export interface GuestSource {
+  readonly label: string;
+  /** VFIO_DEVICE_QUERY_GFX_PLANE for one plane through one path (throws kernel errors) */
+  query(kind: GuestPlaneKind, path: 'dmabuf' | 'region'): GfxPlaneInfo;
+  /** VFIO_DEVICE_GET_GFX_DMABUF: a dma-buf fd the caller closes */
+  getDmabuf(id: number): number;
+  /** a CPU view of a REGION plane's framebuffer */
+  openRegion(regionIndex: number, size: number): CopySource;
+}
+
+/** GuestSource over a VFIO device fd, through the (counted) addon. */
+export class VfioGuestSource implements GuestSource {
+  constructor(
+    private readonly vfio: VfioDevice,
+    private readonly api: NativeAddon,
+  ) {}
+  get label(): string {
+    return this.vfio.label;
+  }
+  query(kind: GuestPlaneKind, path: 'dmabuf' | 'region'): GfxPlaneInfo {
+    return this.api.vfioQueryGfxPlane(this.vfio.fd, PLANE_PATH_FLAGS[path], DRM_PLANE_TYPES[kind]);
+  }
+  getDmabuf(id: number): number {
+    return this.api.vfioGetGfxDmabuf(this.vfio.fd, id);
+  }
+  openRegion(regionIndex: number, size: number): CopySource {
+    return regionSource(this.api, this.vfio.fd, regionIndex, size);
+  }
+}
+
+export interface GuestPlaneRequest {
+  kind: GuestPlaneKind;
+  placement?: Placement;
+  hwPlaneId?: number;
+}
+
+export interface ModeRequest {
+  width: number;
+  height: number;
+  refresh?: number;
+}
+
+export interface EngineOptions {
+  drm: DrmDevice;
+  /** the vGPU (or pass `guest`) */
+  vfio?: VfioDevice;
+  /** a guest source other than a VFIO device (tests) */
+  guest?: (api: NativeAddon) => GuestSource;
+  crtcIndex: number;
+  planes: GuestPlaneRequest[];
+  /** a mode to set (ALLOW_MODESET); default: keep the CRTC's mode (or the connector's preferred one if off) */
+  mode?: ModeRequest;
+  /** 'dmabuf' (default) or 'region' (copy path) */
+  path?: 'dmabuf' | 'region';
+  notReady?: NotReadyPolicy;
+  /** framebuffers kept per guest plane (default 8) */
+  cacheSize?: number;
+  /** failures in a row before an error is reported (default 3) */
+  reportAfter?: number;
+  /** cursor x/y from the vendor driver are the plane's top-left (default) or the hotspot's position */
+  cursorOrigin?: 'top-left' | 'hotspot';
+  /** the native addon (tests pass a wrapped one); calls are counted either way */
+  native?: NativeAddon;
+  counter?: CallCounter;
+}
+
+export interface PlaneStats {
+  flips: number;
+  moves: number;
+  imports: number;
+  cacheHits: number;
+  copies: number;
+  bytesCopied: number;
+  notReadyFrames: number;
+  errors: number;
+}
+
+export interface EngineStats {
+  ticks: number;
+  commits: number;
+  frames: number;
+  errors: number;
+  planes: Partial<Record<GuestPlaneKind, PlaneStats>>;
+}
+
+interface PlaneRuntime {
+  req: GuestPlaneRequest;
+  kind: GuestPlaneKind;
+  view: PlaneView;
+  assignment: PlaneAssignment | null;
+  cache: FbCache;
+  /** copy fallback (or REGION path) */
+  copy: CopyTarget | null;
+  copySource: CopySource | null;
+  copySourceKey: string;
+  path: PresentPath;
+  fallbackReason: string | null;
+  last: GfxPlaneInfo | null;
+  queryStreak: FailureStreak;
+  importStreak: FailureStreak;
+  stats: PlaneStats;
+  notReadyReported: boolean;
+  /** fb currently shown by the hardware plane (ours), 0 when off */
+  fbId: number;
+  /** the last query this frame said the plane is there */
+  readyNow: boolean;
+}
+
+interface PendingFrame {
+  userData: bigint;
+  committedUs: number;
+  planes: { p: PlaneRuntime; id: number; fbId: number; imported: boolean; bytes: number }[];
+}
+
+const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+function modeMatches(m: ModeInfo, r: ModeRequest): boolean {
+  return m.hdisplay === r.width && m.vdisplay === r.height && (r.refresh === undefined || m.vrefresh === r.refresh);
+}
+
+export function describeMode(m: ModeInfo): string {
+  return `${m.hdisplay}x${m.vdisplay}@${m.vrefresh}`;
+}
+
+/** Parse "1024x768" or "1024x768@60". */
+export function parseModeRequest(s: string): ModeRequest {
+  const m = /^(\d+)x(\d+)(?:@(\d+))?$/.exec(s.trim());
+  if (!m) throw new Error(`--mode ${JSON.stringify(s)}: expected WIDTHxHEIGHT or WIDTHxHEIGHT@HZ, e.g. 1024x768@60`);
+  const r: ModeRequest = { width: Number(m[1]), height: Number(m[2]) };
+  if (m[3] !== undefined) r.refresh = Number(m[3]);
+  return r;
+}
+
+/** The display connector driving a CRTC now, or the first connected one that can. */
+export function connectorFor(s: KmsSnapshot, crtc: CrtcSnapshot): ConnectorSnapshot | null {
+  const display = s.connectors.filter((c) => c.type !== DRM_MODE_CONNECTOR_WRITEBACK && !c.writeback);
+  const routed = display.find((c) => c.crtcId === crtc.id);
+  if (routed) return routed;
+  const canDrive = (c: ConnectorSnapshot): boolean =>
+    c.encoders.some((eid) => {
+      const enc = s.encoders.find((e) => e.id === eid);
+      return enc !== undefined && (enc.possibleCrtcs & (1 << crtc.index)) !== 0;
+    });
+  return display.find((c) => c.status === 'connected' && canDrive(c) && c.crtcId === 0) ?? null;
+}
+
+/** Pick the mode: requested (must be in the connector's list), else current, else preferred. */
+export function chooseMode(crtc: CrtcSnapshot, conn: ConnectorSnapshot | null, req?: ModeRequest): { mode: ModeInfo; modeset: boolean } {
+  if (req) {
+    if (crtc.active && crtc.mode && modeMatches(crtc.mode, req)) return { mode: crtc.mode, modeset: !conn || conn.crtcId !== crtc.id };
+    const list = conn?.modes ?? [];
+    const m = list.find((x) => modeMatches(x, req));
+    if (!m) {
+      const have = [...new Set(list.map(describeMode))].slice(0, 20).join(', ');
+      throw new Error(
+        `mode ${req.width}x${req.height}${req.refresh ? `@${req.refresh}` : ''} is not offered by connector ${conn?.name ?? '(none)'}` +
+          (have ? ` (it offers: ${have})` : ''),
+      );
+    }
+    return { mode: m, modeset: true };
+  }
+  if (crtc.active && crtc.mode) return { mode: crtc.mode, modeset: !conn || conn.crtcId !== crtc.id };
+  const list = conn?.modes ?? [];
+  const preferred = list.find((m) => (m.type & 0x8) !== 0) ?? list[0];
+  if (!preferred) throw new Error(`CRTC ${crtc.index} is off and no connected connector offers a mode for it`);
+  return { mode: preferred, modeset: true };
+}
+
+export class FlipEngine extends EventEmitter<EngineEvents> {
+  readonly counter: CallCounter;
+  private readonly api: NativeAddon;
+  private readonly dev: DrmDevice;
+  private readonly guest: GuestSource;
+  private readonly planes: PlaneRuntime[];
+  private readonly notReady: NotReadyPolicy;
+  private readonly reportAfter: number;
+  readonly path: 'dmabuf' | 'region';
+  private snapshot!: KmsSnapshot;
+  private index!: PropertyIndex;
+  private saved: SavedKmsState | null = null;
+  private crtc!: CrtcSnapshot;
+  private connector: ConnectorSnapshot | null = null;
+  mode!: ModeInfo;
+  private needModeset = false;
+  private modeBlob: PropertyBlob | null = null;
+  private layout: Layout | null = null;
+  private usedHwPlanes = new Set<number>();
+  private pending: PendingFrame | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private running = false;
+  private paused = false;
+  private lastVblankUs = 0;
+  private periodUs = 16667;
+  private frameNo = 0;
+  private commitStreak = new FailureStreak();
+  private planFailureReported = '';
+  private stopping: Promise<void> | null = null;
+  private pendingWaiters: (() => void)[] = [];
+  lastExplanation: string[] = [];
+  readonly stats: EngineStats = { ticks: 0, commits: 0, frames: 0, errors: 0, planes: {} };
+
+  constructor(private readonly opts: EngineOptions) {
+    super();
+    this.counter = opts.counter ?? new CallCounter();
+    this.api = this.counter.wrap(opts.native ?? realNative);
+    this.dev = opts.drm;
+    if (opts.guest) this.guest = opts.guest(this.api);
+    else if (opts.vfio) this.guest = new VfioGuestSource(opts.vfio, this.api);
+    else throw new Error('FlipEngine: no guest (vfio device) given');
+    this.notReady = opts.notReady ?? 'keep';
+    this.reportAfter = opts.reportAfter ?? 3;
+    this.path = opts.path ?? 'dmabuf';
+    if (opts.planes.length === 0) throw new Error('no guest plane to assign (use --plane primary and/or --plane cursor)');
+    this.planes = opts.planes.map((req) => {
+      const stats: PlaneStats = { flips: 0, moves: 0, imports: 0, cacheHits: 0, copies: 0, bytesCopied: 0, notReadyFrames: 0, errors: 0 };
+      this.stats.planes[req.kind] = stats;
+      const p: PlaneRuntime = {
+        req,
+        kind: req.kind,
+        view: { kind: req.kind, shown: null, blanked: false, copyMode: this.path === 'region' },
+        assignment: null,
+        cache: new FbCache(opts.cacheSize ?? 8, (fb) => this.removeFb(fb)),
+        copy: null,
+        copySource: null,
+        copySourceKey: '',
+        path: this.path === 'region' ? 'copy' : 'dmabuf',
+        fallbackReason: null,
+        last: null,
+        queryStreak: new FailureStreak(this.reportAfter),
+        importStreak: new FailureStreak(this.reportAfter),
+        stats,
+        notReadyReported: false,
+        fbId: 0,
+        readyNow: false,
+      };
+      return p;
+    });
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  /**
+   * Validate against the device, save the display state, start presenting. Throws (before the
+   * screen changes) for a CRTC out of range, an unknown mode, or a plane nobody can show.
+   */
+  start(): void {
+    if (this.running) return;
+    this.snapshot = this.dev.snapshot();
+    this.index = new PropertyIndex(this.snapshot);
+    const crtc = this.snapshot.crtcs.find((c) => c.index === this.opts.crtcIndex);
+    if (!crtc) {
+      throw new Error(
+        `CRTC ${this.opts.crtcIndex} does not exist on ${this.dev.path} (it has ${this.snapshot.crtcs.length}: 0..${this.snapshot.crtcs.length - 1})`,
+      );
+    }
+    this.crtc = crtc;
+    this.connector = connectorFor(this.snapshot, crtc);
+    const { mode, modeset } = chooseMode(crtc, this.connector, this.opts.mode);
+    if (modeset && !this.connector) throw new Error(`CRTC ${crtc.index} needs a modeset but no connected connector can be driven by it`);
+    this.mode = mode;
+    this.needModeset = modeset;
+    this.periodUs = mode.vrefresh > 0 ? Math.round(1e6 / mode.vrefresh) : 16667;
+    this.saved = captureState(this.snapshot);
+    this.running = true;
+    this.unsubscribe = this.dev.onEvent('flip', (e) => this.onFlip(e));
+    this.lastVblankUs = nowUs();
+    this.tick();
+  }
+
+  /** Wait until the first assignment (or throw after timeoutMs with the last reason). */
+  waitAssigned(timeoutMs = 5000): Promise<AssignedEvent> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.off('assigned', ok);
+        reject(new Error(`no assignment within ${timeoutMs} ms: ${this.whyNotAssigned()}`));
+      }, timeoutMs);
+      const ok = (e: AssignedEvent): void => {
+        clearTimeout(t);
+        resolve(e);
+      };
+      this.once('assigned', ok);
+    });
+  }
+
+  private lastProblem = 'the guest has not enabled its display yet';
+
+  whyNotAssigned(): string {
+    return this.lastProblem;
+  }
+
+  get assignedLayout(): Layout | null {
+    return this.layout;
+  }
+
+  get currentMode(): ModeInfo {
+    return this.mode;
+  }
+
+  get crtcId(): number {
+    return this.crtc.id;
+  }
+
+  get displayConnector(): ConnectorSnapshot | null {
+    return this.connector;
+  }
+
+  get device(): DrmDevice {
+    return this.dev;
+  }
+
+  /** fbs the engine holds right now (cache + copy buffers) */
+  liveFbs(): number[] {
+    const out: number[] = [];
+    for (const p of this.planes) out.push(...p.cache.liveFbs(), ...(p.copy?.fbIds() ?? []));
+    return out;
+  }
+
+  /** Stop presenting, restore the saved display state, release every framebuffer. Idempotent. */
+  stop(): Promise<void> {
+    if (!this.stopping) this.stopping = this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const wasRunning = this.running;
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pending) await this.waitPending(500);
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    let restored = false;
+    let message = 'nothing to restore';
+    if (wasRunning && this.saved && !this.dev.closed) {
+      try {
+        const r = restoreState(this.dev, this.saved);
+        restored = true;
+        message = r.disabledPlanes.length ? `display restored (planes ${r.disabledPlanes.join(', ')} left off)` : 'display restored';
+      } catch (e) {
+        message = `restoring the display failed: ${(e as Error).message}`;
+        this.report({ stage: 'restore', error: e, count: 1, fatal: true });
+      }
+    }
+    for (const p of this.planes) {
+      for (const err of p.cache.clear()) this.report({ plane: p.kind, stage: 'cleanup', error: err, count: 1, fatal: false });
+      p.copy?.destroy();
+      p.copy = null;
+      this.closeCopySource(p);
+    }
+    this.modeBlob?.destroy();
+    this.modeBlob = null;
+    this.emit('stopped', { restored, message });
+  }
+
+  /**
+   * Read back the composed frame (writeback connector) between two frames: presenting pauses,
+   * the CRTC is routed to the writeback connector for one frame, then back to the display.
+   */
+  async capture(timeoutMs = 3000): Promise<CapturedFrame> {
+    await this.pause();
+    try {
+      return captureWriteback(this.dev, { crtcId: this.crtc.id, mode: this.mode, displayConnectorId: this.connector?.id ?? null, timeoutMs });
+    } finally {
+      this.resume();
+    }
+  }
+
+  /** Pause presenting (no commits) until resume(); resolves once no flip is pending. */
+  async pause(): Promise<void> {
+    this.paused = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pending) await this.waitPending(1000);
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.running) this.schedule(0);
+  }
+
+  private waitPending(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.pending = null;
+        resolve();
+      }, timeoutMs);
+      this.pendingWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  // ---- frame loop ----------------------------------------------------------------------------
+
+  private schedule(delayMs?: number): void {
+    if (!this.running || this.paused || this.timer) return;
+    let d = delayMs;
+    if (d === undefined) {
+      // next vblank estimate from the last flip event (or start), plus a little margin
+      const since = nowUs() - this.lastVblankUs;
+      const rem = this.periodUs - (since % this.periodUs);
+      d = Math.max(1, Math.round((rem + 500) / 1000));
+    }
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.tick();
+    }, d);
+  }
+
+  private onFlip(e: DrmEvent): void {
+    const pend = this.pending;
+    if (!pend || e.userData !== pend.userData) return;
+    this.pending = null;
+    this.lastVblankUs = e.timeUs || nowUs();
+    const latencyUs = Math.max(0, (e.timeUs || nowUs()) - pend.committedUs);
+    const vblanks = Math.max(1, Math.ceil(latencyUs / this.periodUs));
+    this.stats.frames++;
+    for (const f of pend.planes) {
+      f.p.cache.flipCompleted();
+      this.emit('frame', {
+        plane: f.p.kind,
+        id: f.id,
+        fbId: f.fbId,
+        path: f.p.path,
+        sequence: e.sequence,
+        vblankUs: e.timeUs,
+        latencyUs,
+        latencyVblanks: vblanks,
+        imported: f.imported,
+        bytesCopied: f.bytes,
+        frame: this.frameNo,
+      });
+    }
+    const waiters = this.pendingWaiters.splice(0);
+    for (const w of waiters) w();
+    if (this.running && !this.paused) {
+      // the guest may have flipped again meanwhile: look now (we are at a vblank)
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.tick();
+    }
+  }
+
+  private query(p: PlaneRuntime): ReturnType<typeof classifyQuery> {
+    return classifyQuery(() => this.guest.query(p.kind, this.path));
+  }
+
+  /** One frame. Public for tests and the bench (they may drive frames themselves). */
+  tick(): void {
+    if (!this.running || this.paused || this.pending) return;
+    if (this.dev.closed) {
+      this.running = false;
+      this.report({ stage: 'tick', error: new Error(`${this.dev.path} was closed while presenting`), count: 1, fatal: true });
+      return;
+    }
+    this.stats.ticks++;
+    this.frameNo++;
+    const decisions: { p: PlaneRuntime; d: Decision }[] = [];
+    for (const p of this.planes) {
+      const q = this.query(p);
+      if (q.status === 'ok') {
+        p.last = q.info;
+        p.readyNow = true;
+      } else if (q.status === 'not-ready') {
+        p.readyNow = false;
+      }
+      decisions.push({ p, d: decide(p.view, q, this.notReady) });
+    }
+    let replanReason: string | null = null;
+    const req = this.newRequest();
+    const frames: PendingFrame['planes'] = [];
+    for (const { p, d } of decisions) {
+      switch (d.action) {
+        case 'query-failed': {
+          p.stats.errors++;
+          const n = p.queryStreak.current + 1;
+          if (p.queryStreak.fail()) this.report({ plane: p.kind, stage: 'query', error: d.error, count: n, fatal: false });
+          break;
+        }
+        case 'not-ready': {
+          p.stats.notReadyFrames++;
+          this.lastProblem = `the guest ${p.kind} plane is not ready (size 0)`;
+          this.recoveredQuery(p);
+          if (!p.notReadyReported) {
+            p.notReadyReported = true;
+            const action = p.view.shown === null ? 'wait' : this.notReady;
+            this.emit('not-ready', { plane: p.kind, action });
+          }
+          if (d.blank && p.assignment) {
+            req.set(p.assignment.planeId, 'FB_ID', 0);
+            req.set(p.assignment.planeId, 'CRTC_ID', 0);
+            frames.push({ p, id: 0, fbId: 0, imported: false, bytes: 0 });
+            p.view.blanked = true;
+          }
+          break;
+        }
+        case 'replan':
+          this.recoveredQuery(p);
+          if (p.notReadyReported && p.view.shown) {
+            // back from not ready: buffers behind old dmabuf_ids may be gone or reused
+            p.cache.clear();
+          }
+          p.notReadyReported = false;
+          replanReason ??= `${p.kind}: ${d.reason}`;
+          break;
+        case 'move': {
+          this.recoveredQuery(p);
+          if (!p.assignment) break;
+          const pos = this.cursorPos(p, d.x, d.y, d.xHot, d.yHot);
+          req.set(p.assignment.planeId, 'CRTC_X', pos.x);
+          req.set(p.assignment.planeId, 'CRTC_Y', pos.y);
+          p.view.shown = { ...p.view.shown!, x: d.x, y: d.y, xHot: d.xHot, yHot: d.yHot };
+          p.stats.moves++;
+          frames.push({ p, id: p.view.shown.id, fbId: p.fbId, imported: false, bytes: 0 });
+          break;
+        }
+        case 'flip': {
+          this.recoveredQuery(p);
+          if (!p.assignment) {
+            replanReason ??= `${p.kind}: not assigned yet`;
+            break;
+          }
+          const got = this.obtainFb(p, d.id, d.desc, p.last!);
+          if (!got) break;
+          req.set(p.assignment.planeId, 'FB_ID', got.fbId);
+          if (p.kind === 'cursor') {
+            const pos = this.cursorPos(p, d.x, d.y, d.xHot, d.yHot);
+            req.set(p.assignment.planeId, 'CRTC_X', pos.x);
+            req.set(p.assignment.planeId, 'CRTC_Y', pos.y);
+          }
+          p.view.shown = { id: d.id, desc: d.desc, x: d.x, y: d.y, xHot: d.xHot, yHot: d.yHot };
+          frames.push({ p, id: d.id, fbId: got.fbId, imported: got.imported, bytes: got.bytes });
+          break;
+        }
+        case 'none':
+          this.recoveredQuery(p);
+          break;
+      }
+    }
+    if (replanReason) {
+      this.replan(replanReason);
+      this.schedule();
+      return;
+    }
+    if (req.size === 0) {
+      this.schedule();
+      return;
+    }
+    this.commitFrame(req, frames);
+  }
+
+  private recoveredQuery(p: PlaneRuntime): void {
+    const n = p.queryStreak.ok();
+    if (n >= this.reportAfter) this.emit('recovered', { plane: p.kind, stage: 'query', afterFailures: n });
+  }
+
+  /**
+   * Where the guest screen's (0,0) is on the CRTC, and its scale: the guest primary's placement
+   * (cursor positions are guest-screen coordinates).
+   */
+  private guestOrigin(): { x: number; y: number; sx: number; sy: number } {
+    const prim = this.planes.find((p) => p.kind === 'primary');
+    const info = prim?.last;
+    if (!prim || !info || info.width === 0) return { x: 0, y: 0, sx: 1, sy: 1 };
+    const spec: GuestPlaneSpec = { kind: 'primary', format: info.drmFormat, modifier: info.drmFormatMod, width: info.width, height: info.height };
+    if (prim.req.placement) spec.placement = prim.req.placement;
+    const d = destination(spec, this.mode.hdisplay, this.mode.vdisplay);
+    return { x: d.x, y: d.y, sx: d.w / info.width, sy: d.h / info.height };
+  }
+
+  private cursorPos(p: PlaneRuntime, x: number, y: number, xHot: number | null, yHot: number | null): { x: number; y: number } {
+    if (p.kind !== 'cursor') return { x, y };
+    const o = this.guestOrigin();
+    // the image's top-left in guest coordinates; with --fill the position scales, the image does not
+    const gx = this.opts.cursorOrigin === 'hotspot' ? x - (xHot ?? 0) : x;
+    const gy = this.opts.cursorOrigin === 'hotspot' ? y - (yHot ?? 0) : y;
+    return { x: o.x + Math.round(gx * o.sx), y: o.y + Math.round(gy * o.sy) };
+  }
+
+  private newRequest(): AtomicRequest {
+    return new AtomicRequest(this.dev.fd, this.index, this.api);
+  }
+
+  private commitFrame(req: AtomicRequest, frames: PendingFrame['planes']): void {
+    const userData = this.dev.allocUserData();
+    const committedUs = nowUs();
+    for (const f of frames) f.p.cache.committed(f.fbId);
+    try {
+      this.stats.commits++;
+      req.commit(DRM_MODE_ATOMIC_NONBLOCK | DRM_MODE_PAGE_FLIP_EVENT, userData);
+    } catch (e) {
+      // undo the optimistic view updates: retried next frame
+      for (const f of frames) {
+        f.p.cache.committed(f.p.fbId);
+        f.p.view.shown = f.p.view.shown ? { ...f.p.view.shown, id: -1 } : null;
+      }
+      if (hasCode(e, 'EBUSY')) {
+        this.schedule();
+        return;
+      }
+      // TEST_ONLY passes but the real commit fails: a driver that cannot use the buffer (vkms
+      // needs vmap). Fall back to copying for the planes that got a new buffer.
+      const verdict = req.testOnly(0);
+      const flipped = frames.filter((f) => f.p.path === 'dmabuf' && f.imported !== undefined && f.id !== 0);
+      if (verdict.ok && flipped.length) {
+        for (const f of flipped) this.fallBack(f.p, `TEST_ONLY passed but the commit failed: ${(e as Error).message}`);
+        this.replan('copy fallback');
+      } else {
+        this.stats.errors++;
+        const n = this.commitStreak.current + 1;
+        if (this.commitStreak.fail()) this.report({ stage: 'commit', error: e, count: n, fatal: false });
+      }
+      this.schedule();
+      return;
+    }
+    const n = this.commitStreak.ok();
+    if (n >= this.reportAfter) this.emit('recovered', { stage: 'commit', afterFailures: n });
+    for (const f of frames) {
+      f.p.fbId = f.fbId;
+      if (f.id !== 0 && f.fbId !== 0) f.p.stats.flips++;
+      if (f.fbId === 0) f.p.fbId = 0;
+    }
+    this.pending = { userData, committedUs, planes: frames };
+  }
+
+  // ---- framebuffers ----------------------------------------------------------------------------
+
+  private removeFb(fbId: number): void {
+    if (this.dev.closed) return;
+    try {
+      this.api.drmRmFb(this.dev.fd, fbId);
+    } catch (e) {
+      if (!hasCode(e, 'ENOENT')) throw e;
+    }
+  }
+
+  /** Import a dma-buf as a framebuffer; the GEM handle and the dma-buf fd are closed before returning. */
+  private importDmabuf(id: number, desc: BufferDesc): number {
+    const fd = this.dev.fd;
+    const dmabuf = this.guest.getDmabuf(id);
+    try {
+      const handle = this.api.drmPrimeFdToHandle(fd, dmabuf);
+      try {
+        return this.api.drmAddFb2(fd, {
+          width: desc.width,
+          height: desc.height,
+          format: desc.format,
+          handles: [handle],
+          pitches: [desc.stride],
+          offsets: [0],
+          ...(desc.modifier !== 0x00ffffffffffffffn && desc.modifier !== 0n ? { modifiers: [desc.modifier] } : {}),
+        });
+      } finally {
+        this.api.drmGemClose(fd, handle);
+      }
+    } finally {
+      this.api.close(dmabuf);
+    }
+  }
+
+  /** The framebuffer for this guest buffer: cached, imported, or a copy. null: skip this frame. */
+  private obtainFb(p: PlaneRuntime, id: number, desc: BufferDesc, info: GfxPlaneInfo): { fbId: number; imported: boolean; bytes: number } | null {
+    if (p.path === 'copy') return this.copyFrame(p, id, desc, info);
+    const hit = p.cache.lookup(id, desc);
+    if (hit) {
+      p.stats.cacheHits++;
+      return { fbId: hit.fbId, imported: false, bytes: 0 };
+    }
+    const known = p.cache.failedReason(id, desc, this.frameNo);
+    if (known !== null) return null;
+    try {
+      const fbId = this.importDmabuf(id, desc);
+      p.cache.insert(id, fbId, desc);
+      p.stats.imports++;
+      const n = p.importStreak.ok();
+      if (n >= this.reportAfter) this.emit('recovered', { plane: p.kind, stage: 'import', afterFailures: n });
+      return { fbId, imported: true, bytes: 0 };
+    } catch (e) {
+      p.stats.errors++;
+      this.stats.errors++;
+      const count = p.cache.recordFailure(id, desc, this.frameNo, (e as Error).message);
+      p.importStreak.fail();
+      this.report({ plane: p.kind, stage: `import of dmabuf_id ${id} (${desc.width}x${desc.height} ${fourccToString(desc.format)})`, error: e, count, fatal: false });
+      return null;
+    }
+  }
+
+  private closeCopySource(p: PlaneRuntime): void {
+    try {
+      p.copySource?.close();
+    } catch {
+      /* already gone */
+    }
+    p.copySource = null;
+    p.copySourceKey = '';
+  }
+
+  private copyFrame(p: PlaneRuntime, id: number, desc: BufferDesc, info: GfxPlaneInfo): { fbId: number; imported: boolean; bytes: number } | null {
+    try {
+      const key = `${this.path}:${id}:${desc.width}x${desc.height}:${desc.stride}:${info.size}`;
+      if (p.copySourceKey !== key) {
+        this.closeCopySource(p);
+        p.copySource =
+          this.path === 'region'
+            ? this.guest.openRegion(id, info.size || desc.stride * desc.height)
+            : dmabufSource(this.api, this.guest.getDmabuf(id), info.size || desc.stride * desc.height);
+        p.copySourceKey = key;
+      }
+      if (!p.copy || !p.copy.matches(desc)) {
+        p.copy?.destroy();
+        p.copy = null;
+        p.copy = new CopyTarget(this.dev, desc);
+      }
+      const r = p.copy.copy(p.copySource!, desc);
+      p.stats.copies++;
+      p.stats.bytesCopied += r.bytes;
+      return { fbId: r.fbId, imported: false, bytes: r.bytes };
+    } catch (e) {
+      p.stats.errors++;
+      this.stats.errors++;
+      this.closeCopySource(p);
+      const n = p.importStreak.current + 1;
+      if (p.importStreak.fail()) this.report({ plane: p.kind, stage: 'copy', error: e, count: n, fatal: false });
+      return null;
+    }
+  }
+
+  private fallBack(p: PlaneRuntime, reason: string): void {
+    if (p.path === 'copy') return;
+    p.path = 'copy';
+    p.view.copyMode = true;
+    p.fallbackReason = reason;
+    this.emit('fallback', { plane: p.kind, from: 'dmabuf', to: 'copy', reason });
+  }
+
+  // ---- planning ----------------------------------------------------------------------------------
+
+  private specOf(p: PlaneRuntime, info: GfxPlaneInfo): GuestPlaneSpec {
+    const d = descOf(info);
+    const spec: GuestPlaneSpec = { kind: p.kind, format: d.format, modifier: d.modifier, width: d.width, height: d.height };
+    if (p.req.placement) spec.placement = p.req.placement;
+    if (p.req.hwPlaneId !== undefined) spec.hwPlaneId = p.req.hwPlaneId;
+    if (p.kind === 'cursor') {
+      const pos = this.cursorPos(p, info.xPos | 0, info.yPos | 0, info.xHot >>> 0 === 0xffffffff ? null : info.xHot, info.yHot >>> 0 === 0xffffffff ? null : info.yHot);
+      spec.x = pos.x;
+      spec.y = pos.y;
+    }
+    return spec;
+  }
+
+  /** Set the CRTC-level part of a request: mode (first time), connector routing, disabled planes. */
+  private buildRequest(layout: Layout, fbs: Map<GuestPlaneKind, number>, modeset: boolean): AtomicRequest {
+    const req = this.newRequest();
+    if (modeset) {
+      if (!this.modeBlob) this.modeBlob = this.dev.createModeBlob(this.mode);
+      req.set(this.crtc.id, 'MODE_ID', this.modeBlob.id);
+      req.set(this.crtc.id, 'ACTIVE', 1);
+      if (this.connector) req.set(this.connector.id, 'CRTC_ID', this.crtc.id);
+    }
+    const used = new Set(layout.assignments.map((a) => a.planeId));
+    for (const id of new Set([...layout.disable, ...this.usedHwPlanes])) {
+      if (used.has(id)) continue;
+      req.set(id, 'FB_ID', 0);
+      req.set(id, 'CRTC_ID', 0);
+    }
+    for (const a of layout.assignments) {
+      const fb = fbs.get(a.guest)!;
+      req.set(a.planeId, 'FB_ID', fb);
+      req.set(a.planeId, 'CRTC_ID', layout.crtcId);
+      req.set(a.planeId, 'SRC_X', 0);
+      req.set(a.planeId, 'SRC_Y', 0);
+      req.set(a.planeId, 'SRC_W', a.src.w * 65536);
+      req.set(a.planeId, 'SRC_H', a.src.h * 65536);
+      req.set(a.planeId, 'CRTC_X', a.dst.x);
+      req.set(a.planeId, 'CRTC_Y', a.dst.y);
+      req.set(a.planeId, 'CRTC_W', a.dst.w);
+      req.set(a.planeId, 'CRTC_H', a.dst.h);
+      if (a.zpos !== undefined) req.setIfPresent(a.planeId, 'zpos', a.zpos);
+    }
+    return req;
+  }
+
+  /** Plan (again) for every ready guest plane, TEST_ONLY the layouts, commit the first that passes. */
+  private replan(reason: string): void {
+    const ready = this.planes.filter((p) => p.last && !this.isNotReadyNow(p));
+    if (ready.length === 0) return;
+    // buffers first: TEST_ONLY needs real framebuffers
+    const fbs = new Map<GuestPlaneKind, number>();
+    const got = new Map<PlaneRuntime, { fbId: number; imported: boolean; bytes: number }>();
+    for (const p of ready) {
+      const info = p.last!;
+      const r = this.obtainFb(p, info.id, descOf(info), info);
+      if (!r) {
+        this.lastProblem = `no framebuffer for the guest ${p.kind} plane yet (see errors)`;
+        return;
+      }
+      fbs.set(p.kind, r.fbId);
+      got.set(p, r);
+    }
+    const specs = ready.map((p) => this.specOf(p, p.last!));
+    let plan;
+    try {
+      plan = planLayouts(this.snapshot, { crtcIndex: this.crtc.index, crtcWidth: this.mode.hdisplay, crtcHeight: this.mode.vdisplay, guests: specs });
+    } catch (e) {
+      this.report({ stage: 'plan', error: e, count: 1, fatal: false });
+      return;
+    }
+    const modeset = this.needModeset;
+    const flags = modeset ? DRM_MODE_ATOMIC_ALLOW_MODESET : 0;
+    let result = tryLayouts(plan.layouts, (l) => this.buildRequest(l, fbs, modeset).testOnly(flags));
+    let explanation = explainPlan(plan, result);
+    if (!result.chosen) {
+      const key = explanation.join('\n');
+      this.lastProblem = `no hardware plane layout works: ${explanation.join(' | ')}`;
+      if (key !== this.planFailureReported) {
+        this.planFailureReported = key;
+        this.stats.errors++;
+        this.emit('error', { stage: 'plan', message: explanation.join('\n'), kernel: null, count: 1, fatal: false });
+      }
+      return;
+    }
+    let chosen = result.chosen;
+    // the real commit (blocking: the assignment is in place when this returns)
+    const commitWith = (l: Layout): unknown => {
+      try {
+        this.stats.commits++;
+        this.buildRequest(l, fbs, modeset).commit(flags);
+        return null;
+      } catch (e) {
+        return e;
+      }
+    };
+    let err = commitWith(chosen);
+    if (err) {
+      // TEST_ONLY passed but the commit failed: copy path for the dmabuf planes, one at a time
+      const candidates = ready.filter((p) => p.path === 'dmabuf');
+      for (const p of candidates) {
+        this.fallBack(p, `TEST_ONLY passed but the commit failed: ${(err as Error).message}`);
+        const info = p.last!;
+        const r = this.obtainFb(p, info.id, descOf(info), info);
+        if (!r) continue;
+        fbs.set(p.kind, r.fbId);
+        got.set(p, r);
+        result = tryLayouts(plan.layouts, (l) => this.buildRequest(l, fbs, modeset).testOnly(flags));
+        explanation = explainPlan(plan, result);
+        if (!result.chosen) continue;
+        chosen = result.chosen;
+        err = commitWith(chosen);
+        if (!err) break;
+      }
+      if (err) {
+        this.stats.errors++;
+        this.report({ stage: 'commit (assignment)', error: err, count: 1, fatal: false });
+        return;
+      }
+    }
+    this.needModeset = false;
+    this.layout = chosen;
+    this.usedHwPlanes = new Set(chosen.assignments.map((a) => a.planeId));
+    for (const p of this.planes) {
+      const a = chosen.assignments.find((x) => x.guest === p.kind) ?? null;
+      p.assignment = a;
+      const r = got.get(p);
+      if (a && r) {
+        const info = p.last!;
+        p.fbId = r.fbId;
+        p.cache.committedAndFlipped(r.fbId);
+        p.view.shown = { id: info.id, desc: descOf(info), x: info.xPos | 0, y: info.yPos | 0, xHot: info.xHot >>> 0 === 0xffffffff ? null : info.xHot, yHot: info.yHot >>> 0 === 0xffffffff ? null : info.yHot };
+        p.view.blanked = false;
+        p.stats.flips++;
+      }
+    }
+    if (modeset) explanation.push(`  modeset: ${describeMode(this.mode)} on ${this.connector?.name ?? '?'} (ALLOW_MODESET)`);
+    for (const p of ready) if (p.path === 'copy') explanation.push(`  guest ${p.kind}: copy path${p.fallbackReason ? ` (fallback: ${p.fallbackReason})` : ' (REGION)'}`);
+    this.lastExplanation = explanation;
+    this.planFailureReported = '';
+    this.lastProblem = '';
+    const paths: AssignedEvent['paths'] = {};
+    for (const p of ready) paths[p.kind] = p.path;
+    this.emit('assigned', { layout: chosen, paths, explanation, modeset, reason });
+    for (const p of ready) {
+      const r = got.get(p)!;
+      this.emit('frame', {
+        plane: p.kind, id: p.last!.id, fbId: r.fbId, path: p.path, sequence: 0, vblankUs: 0, latencyUs: 0, latencyVblanks: 0,
+        imported: r.imported, bytesCopied: r.bytes, frame: this.frameNo,
+      });
+    }
+    this.stats.frames++;
+  }
+
+  private isNotReadyNow(p: PlaneRuntime): boolean {
+    return p.last === null || !p.readyNow;
+  }
+
+  private report(o: { plane?: GuestPlaneKind; stage: string; error: unknown; count: number; fatal: boolean }): void {
+    this.stats.errors++;
+    const e: Parameters<EngineEvents['error']>[0] = {
+      stage: o.stage,
+      message: o.error instanceof Error ? o.error.message : String(o.error),
+      kernel: isKernelError(o.error) ? kernelErrorFields(o.error) : null,
+      count: o.count,
+      fatal: o.fatal,
+    };
+    if (o.plane) e.plane = o.plane;
+    this.emit('error', e);
+  }
+}

@@ -1,0 +1,79 @@
+// Typed events of the flip engine (eventemitter3).
+import type { KernelErrorFields } from '../binding/types.js';
+import type { GuestPlaneKind, Layout } from './planner.js';
+
+export type PresentPath = 'dmabuf' | 'copy';
+
+export interface AssignedEvent {
+  layout: Layout;
+  /** per guest plane: how it is presented */
+  paths: Partial<Record<GuestPlaneKind, PresentPath>>;
+  /** human explanation of the choice (planner + TEST_ONLY loop) */
+  explanation: string[];
+  /** the assignment included a modeset */
+  modeset: boolean;
+  reason: string;
+}
+
+export interface FrameEvent {
+  plane: GuestPlaneKind;
+  /** dmabuf_id (DMABUF) or region index (REGION) of the frame shown */
+  id: number;
+  fbId: number;
+  path: PresentPath;
+  /** the flip event's vblank sequence (0 for the blocking commit of an assignment) */
+  sequence: number;
+  /** the flip event's time (CLOCK_MONOTONIC, microseconds; 0 for an assignment) */
+  vblankUs: number;
+  /** commit -> flip complete, microseconds */
+  latencyUs: number;
+  /** the same in vblank periods (rounded up, at least 1 for a flip) */
+  latencyVblanks: number;
+  /** this frame needed a new import (cache miss) */
+  imported: boolean;
+  bytesCopied: number;
+  /** the frame number of the engine (ticks since start) */
+  frame: number;
+}
+
+export interface NotReadyEvent {
+  plane: GuestPlaneKind;
+  /** what the engine does meanwhile */
+  action: 'keep' | 'blank' | 'wait';
+}
+
+export interface FallbackEvent {
+  plane: GuestPlaneKind;
+  from: 'dmabuf';
+  to: 'copy';
+  reason: string;
+}
+
+export interface EngineErrorEvent {
+  plane?: GuestPlaneKind;
+  /** what the engine was doing: 'query', 'import', 'commit', 'plan', 'restore', ... */
+  stage: string;
+  message: string;
+  /** ioctl + errno when the kernel said no */
+  kernel: KernelErrorFields | null;
+  /** failures in a row so far */
+  count: number;
+  /** false: the engine goes on and retries; true: it stopped */
+  fatal: boolean;
+}
+
+export interface RecoveredEvent {
+  plane?: GuestPlaneKind;
+  stage: string;
+  afterFailures: number;
+}
+
+export interface EngineEvents {
+  assigned: (e: AssignedEvent) => void;
+  frame: (e: FrameEvent) => void;
+  'not-ready': (e: NotReadyEvent) => void;
+  fallback: (e: FallbackEvent) => void;
+  error: (e: EngineErrorEvent) => void;
+  recovered: (e: RecoveredEvent) => void;
+  stopped: (e: { restored: boolean; message: string }) => void;
+}
