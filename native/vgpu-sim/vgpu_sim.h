@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* vgpu-sim: shared definitions of the module's parts (core, dmabuf, debugfs, drmfb). */
+#ifndef VGPU_SIM_H
+#define VGPU_SIM_H
+
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mdev.h>
+#include <linux/mutex.h>
+#include <linux/types.h>
+#include <linux/vfio.h>
+
+#define VSIM_NAME "vgpu_sim"
+
+/* device fd offsets: region index in the high bits, as vfio-pci does */
+#define VSIM_REGION_SHIFT 40
+#define VSIM_REGION_MASK ((1ULL << VSIM_REGION_SHIFT) - 1)
+#define VSIM_VRAM_REGION VFIO_PCI_BAR0_REGION_INDEX
+#define VSIM_CONFIG_SIZE 256
+
+/* cached buffer descriptors (dmabuf ids) per instance */
+#define VSIM_CACHE_MAX 16
+
+enum vsim_plane_idx { VSIM_PRIMARY, VSIM_CURSOR, VSIM_OVERLAY, VSIM_NPLANES };
+
+struct vsim_type {
+	struct mdev_type type;
+	u32 vram_mb;
+	u32 max_width, max_height;
+};
+
+/* What the guest programmed into one plane (any values: checked before use). */
+struct vsim_plane_cfg {
+	bool enabled;
+	u32 fourcc;
+	u64 modifier;
+	u32 width, height, stride;
+	u64 offset;
+	s32 x, y;
+	u32 xhot, yhot;
+};
+
+struct vsim_dev;
+
+struct vsim_plane {
+	struct vsim_dev *dev;
+	int idx;
+	struct vsim_plane_cfg cfg;
+	bool not_ready;		/* fault: report size 0 although enabled */
+	u64 kflips;		/* in-kernel commits that moved host planes (DRM_FB) */
+	int kflip_err;		/* last error of such a commit */
+};
+
+struct vsim_fault {
+	struct vsim_dev *dev;
+	int err;		/* positive errno, 0 = none */
+	u32 count;		/* remaining failures */
+};
+
+struct vsim_dev {
+	struct vfio_device vdev;
+	struct mdev_device *mdev;
+	const struct vsim_type *type;
+	struct mutex lock;		/* guest state, faults, counters */
+
+	struct page **pages;		/* video memory */
+	unsigned int npages;
+	u64 vram_size;
+	void *vram;			/* kernel mapping of all pages */
+	u8 vconfig[VSIM_CONFIG_SIZE];
+
+	struct vsim_plane planes[VSIM_NPLANES];
+	struct list_head bufs;		/* struct vsim_buf.node, under vsim_buf_lock */
+	unsigned int nbufs;
+	u32 next_id;
+	u64 use_clock;
+
+	u64 flip_count;
+	struct vsim_fault fault_query, fault_dmabuf;
+	bool fault_new_ids;
+
+	struct dentry *dbg;
+	bool open;
+	int fb_id_plane;		/* debugfs fb_id: the plane it resolves */
+};
+
+/*
+ * One buffer state of a plane (what a dmabuf_id names): a snapshot of the configuration and
+ * its own references on the video-memory pages, so an exported dma-buf or a host framebuffer
+ * keeps working after the guest flips away, resets, or the instance is removed.
+ */
+struct vsim_buf {
+	struct kref ref;		/* cache entry + exported dma-buf + host fb import */
+	struct list_head node;		/* in dev->bufs while cached */
+	struct vsim_dev *dev;		/* NULL once out of the cache */
+	u32 id;
+	int plane;
+	struct vsim_plane_cfg cfg;
+	u64 size;			/* page aligned */
+	struct page **pages;
+	unsigned int npages;
+	u64 last_use;
+
+	struct dma_buf *dmabuf;		/* while exported (under vsim_buf_lock) */
+	struct mutex vlock;
+	void *vaddr;
+	unsigned int vmap_count;
+
+	struct drm_framebuffer *fb;	/* DRM_FB: framebuffer on the host device */
+};
+
+extern struct mutex vsim_buf_lock;
+extern bool vsim_keep_last_frame;
+
+/* core.c */
+const char *vsim_plane_name(int idx);
+int vsim_format_cpp(u32 fourcc);
+void vsim_fourcc_str(u32 fourcc, char out[5]);
+bool vsim_plane_check(const struct vsim_dev *d, int plane, const struct vsim_plane_cfg *c,
+		      u64 *size, char *why, size_t whylen);
+void vsim_buf_put(struct vsim_buf *b);
+void vsim_guest_changed(struct vsim_dev *d, int plane);
+void vsim_guest_reset(struct vsim_dev *d);
+int vsim_plane_fb_id(struct vsim_dev *d, int plane, u32 *id, char *why, size_t whylen);
+
+/* dmabuf.c */
+struct dma_buf *vsim_buf_export(struct vsim_buf *b);
+int vsim_buf_get_dmabuf_fd(struct vsim_buf *b);
+
+/* debugfs.c */
+int vsim_debugfs_init(void);
+void vsim_debugfs_exit(void);
+void vsim_debugfs_add(struct vsim_dev *d);
+void vsim_debugfs_remove(struct vsim_dev *d);
+
+/* drmfb.c */
+int vsim_drm_init(void);
+void vsim_drm_exit(void);
+bool vsim_drm_available(void);
+int vsim_drm_buf_fb(struct vsim_buf *b, u32 *fb_id);
+void vsim_drm_buf_release(struct vsim_buf *b);
+void vsim_drm_plane_update(struct vsim_dev *d, int plane, struct vsim_buf *newb);
+u32 vsim_drm_current_fb_id(struct vsim_dev *d, int plane, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,414 @@
+// vgpu-sim from user space: mdev instance management (sysfs) and "the guest" (debugfs).
+// Plain file I/O only, no ioctls: the VFIO side belongs to whoever displays the vGPU.
+// The debugfs files are documented in native/vgpu-sim/README.md.
+import { randomUUID } from 'node:crypto';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import path from 'node:path';
+
+export const SIM_PARENT = 'vgpu_sim';
+export const SIM_MODULE = 'vgpu_sim';
+export type SimPlane = 'primary' | 'cursor' | 'overlay';
+export const SIM_PLANES: readonly SimPlane[] = ['primary', 'cursor', 'overlay'];
+
+export interface SimRoots {
+  /** default /sys/class/mdev_bus */
+  mdevBus?: string;
+  /** default /sys/bus/mdev/devices */
+  mdevDevices?: string;
+  /** default /sys/kernel/debug/vgpu_sim */
+  debugfs?: string;
+}
+
+function roots(r: SimRoots = {}): Required<SimRoots> {
+  return {
+    mdevBus: r.mdevBus ?? '/sys/class/mdev_bus',
+    mdevDevices: r.mdevDevices ?? '/sys/bus/mdev/devices',
+    debugfs: r.debugfs ?? '/sys/kernel/debug/vgpu_sim',
+  };
+}
+
+/** An error of a vgpu-sim sysfs/debugfs access, with the file and what to do. */
+export class SimError extends Error {
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = 'SimError';
+  }
+}
+
+function errCode(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
+}
+
+function hintFor(code: string | undefined, file: string): string {
+  switch (code) {
+    case 'ENOENT':
+      return file.includes('/sys/kernel/debug')
+        ? 'is debugfs mounted (mount -t debugfs none /sys/kernel/debug) and the instance alive?'
+        : 'is the vgpu_sim module loaded (modprobe vgpu_sim / insmod vgpu_sim.ko)?';
+    case 'EACCES':
+    case 'EPERM':
+      return 'vgpu-sim debugfs and mdev sysfs files need root';
+    case 'EINVAL':
+      return 'the module rejected the text (see native/vgpu-sim/README.md for the syntax)';
+    default:
+      return '';
+  }
+}
+
+function writeText(file: string, text: string): void {
+  try {
+    writeFileSync(file, text);
+  } catch (e) {
+    const code = errCode(e);
+    const hint = hintFor(code, file);
+    throw new SimError(`vgpu-sim: writing "${text}" to ${file} failed: ${code ?? String(e)}${hint ? ` (${hint})` : ''}`, file, code);
+  }
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = errCode(e);
+    const hint = hintFor(code, file);
+    throw new SimError(`vgpu-sim: reading ${file} failed: ${code ?? String(e)}${hint ? ` (${hint})` : ''}`, file, code);
+  }
+}
+
+// ------------------------------------------------------------------ instances
+
+export interface SimTypeInfo {
+  /** e.g. 'vgpu_sim-small' */
+  name: string;
+  parent: string;
+  availableInstances: number;
+  description: string;
+  /** the type's sysfs folder */
+  path: string;
+}
+
+/** The mdev types offered by the vgpu_sim parent ([] when the module is not loaded). */
+export function listSimTypes(r: SimRoots = {}): SimTypeInfo[] {
+  const dir = path.join(roots(r).mdevBus, SIM_PARENT, 'mdev_supported_types');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .map((name) => {
+      const p = path.join(dir, name);
+      return {
+        name,
+        parent: SIM_PARENT,
+        availableInstances: Number.parseInt(readText(path.join(p, 'available_instances')).trim(), 10),
+        description: readText(path.join(p, 'description')).trim(),
+        path: p,
+      };
+    });
+}
+
+export interface SimInstance {
+  uuid: string;
+  type: string;
+  /** remove the mdev (idempotent; the device must not be open, the kernel waits otherwise) */
+  remove(): void;
+}
+
+/** Create an instance of `type` ('vgpu_sim-small', 'vgpu_sim-large' or just 'small'). */
+export function createSimInstance(type = 'vgpu_sim-small', uuid: string = randomUUID(), r: SimRoots = {}): SimInstance {
+  const rr = roots(r);
+  const full = type.startsWith(`${SIM_PARENT}-`) ? type : `${SIM_PARENT}-${type}`;
+  const typeDir = path.join(rr.mdevBus, SIM_PARENT, 'mdev_supported_types', full);
+  if (!existsSync(typeDir)) {
+    const known = listSimTypes(r).map((t) => t.name);
+    throw new SimError(
+      `vgpu-sim: no mdev type ${full} (known: ${known.join(', ') || 'none; is the vgpu_sim module loaded?'})`,
+      typeDir,
+      'ENOENT',
+    );
+  }
+  const avail = Number.parseInt(readText(path.join(typeDir, 'available_instances')).trim(), 10);
+  if (avail === 0) {
+    throw new SimError(`vgpu-sim: no ${full} instance available (video memory budget used up; remove instances first)`, typeDir, 'ENOSPC');
+  }
+  writeText(path.join(typeDir, 'create'), uuid);
+  let removed = false;
+  return {
+    uuid,
+    type: full,
+    remove(): void {
+      if (removed) return;
+      const f = path.join(rr.mdevDevices, uuid, 'remove');
+      if (existsSync(f)) writeText(f, '1');
+      removed = true;
+    },
+  };
+}
+
+/** UUIDs of the existing vgpu-sim instances. */
+export function listSimInstances(r: SimRoots = {}): string[] {
+  const dir = roots(r).debugfs;
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((n) => /^[0-9a-f-]{36}$/.test(n)).sort();
+}
+
+// ------------------------------------------------------------------ the guest
+
+export interface SimMode {
+  /** 'XR24', 'AR24', 'XB24', 'AB24', 'RG16' or a numeric DRM fourcc (others are accepted and reported unusable) */
+  fourcc: string | number;
+  width: number;
+  height: number;
+  /** bytes per line; default width * bytes per pixel */
+  stride?: number;
+  /** byte offset of the buffer in video memory (page aligned to be usable) */
+  offset?: number | bigint;
+  x?: number;
+  y?: number;
+  xhot?: number;
+  yhot?: number;
+  modifier?: bigint;
+}
+
+export type SimErrno = 'ENOMEM' | 'EBUSY' | 'EINVAL' | 'EIO' | 'EAGAIN' | 'ENODEV' | 'ENOSPC' | 'EFAULT' | 'ENOENT' | 'EPERM';
+export type SimFaultKind = 'query' | 'dmabuf';
+
+export interface SimPlaneStatus {
+  plane: SimPlane;
+  /** the plane can be shown: a query answers a non-zero size */
+  ready: boolean;
+  size: number;
+  enabled: boolean;
+  fourcc: string;
+  width: number;
+  height: number;
+  stride: number;
+  offset: bigint;
+  x: number;
+  y: number;
+  /** a REGION query can show it (offset 0) */
+  regionOk: boolean;
+  /** DRM_FB: in-kernel commits that moved host planes, and the last such error (negative errno) */
+  kflips: number;
+  kflipErr: number;
+  /** 'ok', or why the plane reports size 0 */
+  reason: string;
+}
+
+export interface SimInfo {
+  type: string;
+  vramSize: number;
+  maxWidth: number;
+  maxHeight: number;
+  open: boolean;
+  cachedBuffers: number;
+  drmFb: boolean;
+}
+
+function kv(line: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const tok of line.trim().split(/\s+/)) {
+    const i = tok.indexOf('=');
+    if (i > 0) m.set(tok.slice(0, i), tok.slice(i + 1));
+  }
+  return m;
+}
+
+function num(m: Map<string, string>, k: string): number {
+  const v = m.get(k);
+  if (v === undefined) throw new Error(`vgpu-sim: field ${k} missing`);
+  return Number(v);
+}
+
+export function parseStatus(text: string): SimPlaneStatus {
+  const [first = '', ...rest] = text.split('\n');
+  const m = kv(first);
+  const reasonLine = rest.find((l) => l.startsWith('reason='));
+  return {
+    plane: (m.get('plane') ?? 'primary') as SimPlane,
+    ready: m.get('ready') === '1',
+    size: num(m, 'size'),
+    enabled: m.get('enabled') === '1',
+    fourcc: m.get('fourcc') ?? '',
+    width: num(m, 'width'),
+    height: num(m, 'height'),
+    stride: num(m, 'stride'),
+    offset: BigInt(m.get('offset') ?? '0'),
+    x: num(m, 'x'),
+    y: num(m, 'y'),
+    regionOk: m.get('region_ok') === '1',
+    kflips: num(m, 'kflips'),
+    kflipErr: num(m, 'kflip_err'),
+    reason: reasonLine ? reasonLine.slice('reason='.length) : '',
+  };
+}
+
+/** Acts as the guest OS of one vgpu-sim instance through its debugfs folder. */
+export class SimGuest {
+  readonly dir: string;
+
+  constructor(
+    readonly uuid: string,
+    r: SimRoots = {},
+  ) {
+    this.dir = path.join(roots(r).debugfs, uuid);
+    if (!existsSync(this.dir)) {
+      throw new SimError(
+        `vgpu-sim: no debugfs folder for instance ${uuid} at ${this.dir} (instance removed? debugfs not mounted? not root?)`,
+        this.dir,
+        'ENOENT',
+      );
+    }
+  }
+
+  private file(...parts: string[]): string {
+    return path.join(this.dir, ...parts);
+  }
+
+  info(): SimInfo {
+    const m = kv(readText(this.file('info')));
+    return {
+      type: m.get('type') ?? '',
+      vramSize: num(m, 'vram_size'),
+      maxWidth: num(m, 'max_width'),
+      maxHeight: num(m, 'max_height'),
+      open: m.get('open') === '1',
+      cachedBuffers: num(m, 'cached_buffers'),
+      drmFb: m.get('drm_fb') === '1',
+    };
+  }
+
+  /** Program a plane and enable it (values are stored as given; status() says if usable). */
+  setMode(plane: SimPlane, mode: SimMode): void {
+    const parts = [
+      `fourcc=${typeof mode.fourcc === 'number' ? `0x${mode.fourcc.toString(16)}` : mode.fourcc}`,
+      `width=${mode.width}`,
+      `height=${mode.height}`,
+    ];
+    if (mode.stride !== undefined) parts.push(`stride=${mode.stride}`);
+    parts.push(`offset=${mode.offset ?? 0}`);
+    if (mode.x !== undefined) parts.push(`x=${mode.x}`);
+    if (mode.y !== undefined) parts.push(`y=${mode.y}`);
+    if (mode.xhot !== undefined) parts.push(`xhot=${mode.xhot}`);
+    if (mode.yhot !== undefined) parts.push(`yhot=${mode.yhot}`);
+    parts.push(`modifier=0x${(mode.modifier ?? 0n).toString(16)}`);
+    writeText(this.file(plane, 'mode'), parts.join(' '));
+  }
+
+  /** Move a plane (e.g. the cursor) without changing its buffer. */
+  move(plane: SimPlane, x: number, y: number): void {
+    writeText(this.file(plane, 'mode'), `x=${x} y=${y}`);
+  }
+
+  /** Write bytes into video memory at `offset`. */
+  writePixels(offset: number | bigint, data: Buffer): void {
+    const f = this.file('vram');
+    let fd = -1;
+    try {
+      fd = openSync(f, 'r+');
+      let done = 0;
+      while (done < data.length) {
+        const n = writeSync(fd, data, done, data.length - done, Number(offset) + done);
+        if (n <= 0) throw new Error(`short write at ${Number(offset) + done}`);
+        done += n;
+      }
+    } catch (e) {
+      if (e instanceof SimError) throw e;
+      const code = errCode(e);
+      throw new SimError(
+        `vgpu-sim: writing ${data.length} bytes of video memory at ${offset} (${f}) failed: ${code ?? String(e)}` +
+          (code === 'ENOSPC' ? ' (past the end of video memory)' : ''),
+        f,
+        code,
+      );
+    } finally {
+      if (fd >= 0) closeSync(fd);
+    }
+  }
+
+  /** Read bytes of video memory (what the guest sees). */
+  readPixels(offset: number | bigint, length: number): Buffer {
+    const f = this.file('vram');
+    const out = Buffer.alloc(length);
+    let fd = -1;
+    try {
+      fd = openSync(f, 'r');
+      let done = 0;
+      while (done < length) {
+        const n = readSync(fd, out, done, length - done, Number(offset) + done);
+        if (n <= 0) break;
+        done += n;
+      }
+      return out.subarray(0, done);
+    } catch (e) {
+      const code = errCode(e);
+      throw new SimError(`vgpu-sim: reading video memory at ${offset} (${f}) failed: ${code ?? String(e)}`, f, code);
+    } finally {
+      if (fd >= 0) closeSync(fd);
+    }
+  }
+
+  /** Page flip: the plane shows the buffer at `offset` from now on (atomic, counted). */
+  flip(plane: SimPlane, offset: number | bigint): void {
+    writeText(this.file(plane, 'flip'), String(offset));
+  }
+
+  disable(plane: SimPlane): void {
+    writeText(this.file(plane, 'disable'), '1');
+  }
+
+  /** Guest reboot: every plane off. */
+  reset(): void {
+    writeText(this.file('reset'), '1');
+  }
+
+  flipCount(): number {
+    return Number.parseInt(readText(this.file('flip_count')).trim(), 10);
+  }
+
+  status(plane: SimPlane): SimPlaneStatus {
+    return parseStatus(readText(this.file(plane, 'status')));
+  }
+
+  /** DRM_FB: the framebuffer id of the plane's current buffer on the host card (0: none). */
+  fbId(plane: SimPlane): number {
+    return Number.parseInt(readText(this.file(plane, 'fb_id')).trim(), 10);
+  }
+
+  /** Make the next `count` queries ('query') or GET_GFX_DMABUF calls ('dmabuf') fail with errno. */
+  injectFault(kind: SimFaultKind, errno: SimErrno, count = 1): void {
+    writeText(this.file('fault', kind), `${errno} ${count}`);
+  }
+
+  /** Remaining injected failures: null when none. */
+  pendingFault(kind: SimFaultKind): { errno: string; count: number } | null {
+    const t = readText(this.file('fault', kind)).trim();
+    if (t === 'none') return null;
+    const [errno = '', count = '0'] = t.split(/\s+/);
+    return { errno, count: Number(count) };
+  }
+
+  /** Every DMABUF query answers a new dmabuf_id (on) or the normal stable ids (off). */
+  setNewIdsEveryQuery(on: boolean): void {
+    writeText(this.file('fault', 'new_ids'), on ? '1' : '0');
+  }
+
+  /** Report the plane as not ready (size 0) although it is enabled. */
+  setNotReady(plane: SimPlane, on: boolean): void {
+    writeText(this.file(plane, 'not_ready'), on ? '1' : '0');
+  }
+
+  /** Clear every injected fault. */
+  clearFaults(): void {
+    this.injectFaultNone('query');
+    this.injectFaultNone('dmabuf');
+    this.setNewIdsEveryQuery(false);
+    for (const p of SIM_PLANES) this.setNotReady(p, false);
+  }
+
+  private injectFaultNone(kind: SimFaultKind): void {
+    writeText(this.file('fault', kind), 'none');
+  }
+}
