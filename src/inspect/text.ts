@@ -50,7 +50,8 @@ export function renderSnapshotText(s: KmsSnapshot, opts: TextOptions = {}): stri
     renderTable(
       ['ID', 'NAME', 'STATUS', 'CRTC', 'MODES'],
       s.connectors.map((c) => {
-        const modes = c.modes.map((m) => `${modeSummary(m)}${(m.type & 8) !== 0 ? '*' : ''}`);
+        // distinct "WxH@R" entries (modes differing only in timings/flags collapse); * = preferred
+        const modes = [...new Set(c.modes.map((m) => `${modeSummary(m)}${(m.type & 8) !== 0 ? '*' : ''}`))];
         return [c.id, c.name, c.status, crtcName(c.crtcId), modes.length ? (opts.verbose ? modes.join(' ') : summarizeList(modes, 4)) : '-'];
       }),
       { indent: 4 },

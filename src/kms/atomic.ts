@@ -87,9 +87,8 @@ export function atomicFlagsToString(flags: number): string {
 export type AtomicCommitApi = Pick<NativeAddon, 'drmAtomicCommit'>;
 
 /**
- * One atomic request. Setting the same property twice keeps the last value. Not reusable after
- * a real commit? It is: the request is plain data and can be committed again (e.g. TEST_ONLY
- * then the real commit).
+ * One atomic request. Setting the same property twice keeps the last value. The request is plain
+ * data: it can be committed more than once (e.g. TEST_ONLY, then the real commit).
  */
 export class AtomicRequest {
   private readonly entries = new Map<string, [number, number, AtomicValue]>();

@@ -1,0 +1,146 @@
+// Kernel tests of `vgpu-flip inspect` in the VM: the real CLI (node bin/vgpu-flip.js, built in
+// dist/) and the library against vkms; clear errors for a nonexistent card, a non-DRM file and a
+// busy VFIO group (held by this test process while the CLI runs as a child).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DRM_FORMAT_XRGB8888 } from '../../src/binding/constants.js';
+import { collectInspect } from '../../src/inspect/collect.js';
+import { renderInspectText } from '../../src/inspect/text.js';
+import { VfioDevice, VfioGroupBusyError } from '../../src/vfio/device.js';
+import { readVgpu } from '../../src/vfio/sysfs.js';
+import { findVkmsCard } from './kms-helpers.js';
+import { SIM_TYPE, createMdev, removeMdev } from './vfio-helpers.js';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+const bin = path.join(root, 'bin', 'vgpu-flip.js');
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let card = '';
+beforeAll(() => {
+  if (!existsSync(path.join(root, 'dist', 'cli', 'main.js'))) {
+    throw new Error('dist/ is not built: run `npm run build` before the kernel tests');
+  }
+  card = findVkmsCard();
+});
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Any = any;
+
+function checkVkmsJson(d: Any): void {
+  expect(d.driver.name).toBe('vkms');
+  expect(d.crtcs).toHaveLength(1);
+  expect(d.planes).toHaveLength(10);
+  const typeName = (p: Any): string => p.properties.type.spec.find((e: Any) => e.value === p.properties.type.value).name;
+  expect(d.planes.filter((p: Any) => typeName(p) === 'Primary')).toHaveLength(1);
+  expect(d.planes.filter((p: Any) => typeName(p) === 'Overlay')).toHaveLength(8);
+  expect(d.planes.filter((p: Any) => typeName(p) === 'Cursor')).toHaveLength(1);
+  expect(d.planes.map((p: Any) => p.plane_type).sort()).toEqual(['cursor', ...Array(8).fill('overlay'), 'primary']);
+  for (const p of d.planes) {
+    expect(p.formats).toContain(DRM_FORMAT_XRGB8888);
+    const inFormats = p.properties.IN_FORMATS.data as { modifier: number; formats: number[] }[];
+    const linear = inFormats.find((e) => e.modifier === 0);
+    expect(linear?.formats).toContain(DRM_FORMAT_XRGB8888);
+  }
+  expect(d.connectors.map((c: Any) => c.name)).toEqual(expect.arrayContaining(['Virtual-1', 'Writeback-1']));
+}
+
+describe('inspect on vkms', () => {
+  it('the CLI prints vkms with 1 CRTC and 10 planes in drm_info JSON', () => {
+    const r = cli('inspect', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toHaveProperty('vgpus');
+    checkVkmsJson(j[card]);
+  });
+
+  it('the CLI prints readable tables', () => {
+    const r = cli('inspect', '--device', card);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^${card}: vkms `));
+    expect(r.stdout).toMatch(/Planes \(10: 1 primary, 8 overlay, 1 cursor\)/);
+    expect(r.stdout).toMatch(/XR24/);
+    expect(r.stdout).toMatch(/LINEAR/);
+  });
+
+  it('the library gives the same topology', () => {
+    const rep = collectInspect({ devices: [card], probe: false });
+    const s = rep.drm[0]!.snapshot!;
+    expect(s.crtcs).toHaveLength(1);
+    expect(s.planes.map((p) => p.type).sort()).toEqual(['cursor', ...Array(8).fill('overlay'), 'primary']);
+    expect(renderInspectText(rep)).toMatch(/1 primary, 8 overlay, 1 cursor/);
+  });
+
+  it('a nonexistent card and a non-DRM file are reported, not crashes', () => {
+    const r = cli('inspect', '--json', '--device', '/dev/dri/card97', '/dev/null', card);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+    const j = JSON.parse(r.stdout);
+    expect(j['/dev/dri/card97'].error).toMatchObject({ op: 'open', code: 'ENOENT' });
+    expect(j['/dev/null'].error).toMatchObject({ op: 'DRM_IOCTL_VERSION', code: 'ENOTTY', message: expect.stringMatching(/not a DRM device/) });
+    checkVkmsJson(j[card]);
+    const t = cli('inspect', '--device', '/dev/dri/card97', '/dev/null');
+    expect(t.stdout).toMatch(/\/dev\/dri\/card97: error: .*ENOENT/);
+    expect(t.stdout).toMatch(/\/dev\/null: error: .*not a DRM device/);
+  });
+});
+
+// ---- busy VFIO group: needs an mdev of vgpu_sim ------------------------------------------------
+
+describe('inspect with a busy vGPU', () => {
+  let uuid = '';
+  let held: VfioDevice | null = null;
+
+  afterAll(() => {
+    held?.close();
+    if (uuid) {
+      removeMdev(uuid);
+    }
+  });
+
+  it('reports the group busy with the holder pid, from the library and the CLI', () => {
+    uuid = createMdev();
+    const v = readVgpu(uuid);
+    expect(v.type).toBe(SIM_TYPE);
+    expect(v.iommuGroup).not.toBeNull();
+    expect(v.groupNodeExists).toBe(true);
+
+    held = VfioDevice.open(uuid);
+    expect(held.probe().dmabuf.supported === null).toBe(false);
+
+    // a second open (even from this process) is refused: the error names us and suggests --pid
+    let err: unknown;
+    try {
+      VfioDevice.open(uuid).close();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(VfioGroupBusyError);
+    expect((err as VfioGroupBusyError).holders.map((h) => h.pid)).toContain(process.pid);
+    expect((err as Error).message).toMatch(new RegExp(`busy: held by pid ${process.pid} .*--pid ${process.pid}`));
+
+    const r = cli('inspect', '--json', '--device', card);
+    expect(r.stderr).toBe('');
+    const j = JSON.parse(r.stdout);
+    const e = j.vgpus.devices.find((x: Any) => x.uuid === uuid);
+    expect(e).toBeDefined();
+    expect(e.type).toBe(SIM_TYPE);
+    expect(e.holders.map((h: Any) => h.pid)).toContain(process.pid);
+    expect(e.error).toMatchObject({ op: 'open', code: 'EBUSY', errno: 16 });
+    expect(e.error.holders.map((h: Any) => h.pid)).toContain(process.pid);
+    expect(e.error.message).toMatch(new RegExp(`--pid ${process.pid}`));
+    // PROBE still answered through our device fd (pidfd_getfd as root)
+    expect(e.probe_via).toMatch(new RegExp(`^pidfd pid ${process.pid} fd \\d+`));
+    expect(e.probe).not.toBeNull();
+
+    const t = cli('inspect', '--device', card);
+    expect(t.stdout).toMatch(new RegExp(`${uuid}.*${SIM_TYPE}.*${process.pid}`));
+    expect(t.stdout).toMatch(/EBUSY/);
+  });
+});
