@@ -17,8 +17,11 @@ export interface GuestDriver {
   /** what to give FlipEngine: a VFIO device, or a GuestSource factory */
   readonly vfio?: VfioDevice;
   source?(): GuestSource;
-  /** enable the primary plane at this size (XRGB8888), `buffers` back buffers */
-  setPrimary(width: number, height: number): void;
+  /**
+   * enable the primary plane at this size (XRGB8888) with `buffers` buffers to flip between
+   * (1: the guest draws in place, as a REGION consumer needs with vgpu-sim)
+   */
+  setPrimary(width: number, height: number, buffers?: number): void;
   /** draw into the back buffer of the primary (packed XRGB8888 rows, width*4 stride) and flip to it */
   presentPrimary(pixels: Buffer): void;
   /** flip to the next back buffer without drawing (benchmarks) */
@@ -90,8 +93,8 @@ export class LoopbackGuest implements GuestDriver {
     this.current[kind] = b ? { id: b.id, x, y, xHot, yHot } : null;
   }
 
-  setPrimary(width: number, height: number): void {
-    this.primaryBufs = Array.from({ length: this.nBuffers }, () => this.createBuffer(width, height));
+  setPrimary(width: number, height: number, buffers = this.nBuffers): void {
+    this.primaryBufs = Array.from({ length: buffers }, () => this.createBuffer(width, height));
     this.back = 0;
   }
 

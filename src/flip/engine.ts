@@ -24,7 +24,7 @@ import { PLANE_PATH_FLAGS, DRM_PLANE_TYPES } from '../vfio/index.js';
 import { CallCounter } from './counting.js';
 import { captureWriteback, type CapturedFrame } from '../capture/writeback.js';
 import { CopyTarget, dmabufSource, regionSource, type CopySource } from './copy.js';
-import { classifyQuery, decide, descOf, FailureStreak, type Decision, type NotReadyPolicy, type PlaneView } from './decide.js';
+import { classifyQuery, decide, descOf, FailureStreak, isNotReady, type Decision, type NotReadyPolicy, type PlaneView } from './decide.js';
 import type { AssignedEvent, EngineEvents, PresentPath } from './events.js';
 import { FbCache, type BufferDesc } from './fb-cache.js';
 import {
@@ -43,10 +43,13 @@ import {
  * Where guest planes come from: a VFIO mdev device (VfioGuestSource) or, in tests, anything
  * that answers the same questions (a fake guest exporting dumb buffers).
  */
+/** How guest planes reach the screen: the vendor's host fb (DRM_FB), an imported dma-buf, a copy. */
+export type EnginePath = 'drm_fb' | 'dmabuf' | 'region';
+
 export interface GuestSource {
   readonly label: string;
   /** VFIO_DEVICE_QUERY_GFX_PLANE for one plane through one path (throws kernel errors) */
-  query(kind: GuestPlaneKind, path: 'dmabuf' | 'region'): GfxPlaneInfo;
+  query(kind: GuestPlaneKind, path: EnginePath): GfxPlaneInfo;
   /** VFIO_DEVICE_GET_GFX_DMABUF: a dma-buf fd the caller closes */
   getDmabuf(id: number): number;
   /** a CPU view of a REGION plane's framebuffer */
@@ -62,7 +65,7 @@ export class VfioGuestSource implements GuestSource {
   get label(): string {
     return this.vfio.label;
   }
-  query(kind: GuestPlaneKind, path: 'dmabuf' | 'region'): GfxPlaneInfo {
+  query(kind: GuestPlaneKind, path: EnginePath): GfxPlaneInfo {
     return this.api.vfioQueryGfxPlane(this.vfio.fd, PLANE_PATH_FLAGS[path], DRM_PLANE_TYPES[kind]);
   }
   getDmabuf(id: number): number {
@@ -93,10 +96,17 @@ export interface EngineOptions {
   guest?: (api: NativeAddon) => GuestSource;
   crtcIndex: number;
   planes: GuestPlaneRequest[];
-  /** a mode to set (ALLOW_MODESET); default: keep the CRTC's mode (or the connector's preferred one if off) */
-  mode?: ModeRequest;
-  /** 'dmabuf' (default) or 'region' (copy path) */
-  path?: 'dmabuf' | 'region';
+  /**
+   * a mode to set (ALLOW_MODESET); 'guest': the connector mode matching the guest primary's
+   * size when there is one (else the current mode); default: keep the CRTC's mode (or the
+   * connector's preferred one if the CRTC is off)
+   */
+  mode?: ModeRequest | 'guest';
+  /**
+   * 'dmabuf' (default), 'region' (copy path), or 'drm_fb' (the vendor driver exposes each guest
+   * plane as a framebuffer of this DRM device and flips it in the kernel: commit once, then watch)
+   */
+  path?: EnginePath;
   notReady?: NotReadyPolicy;
   /** framebuffers kept per guest plane (default 8) */
   cacheSize?: number;
@@ -149,6 +159,8 @@ interface PlaneRuntime {
   fbId: number;
   /** the last query this frame said the plane is there */
   readyNow: boolean;
+  /** the path this plane is queried through (REGION once a dma-buf cannot even be mapped) */
+  queryPath: EnginePath;
 }
 
 interface PendingFrame {
@@ -219,7 +231,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   private readonly planes: PlaneRuntime[];
   private readonly notReady: NotReadyPolicy;
   private readonly reportAfter: number;
-  readonly path: 'dmabuf' | 'region';
+  readonly path: EnginePath;
   private snapshot!: KmsSnapshot;
   private index!: PropertyIndex;
   private saved: SavedKmsState | null = null;
@@ -243,6 +255,8 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   private stopping: Promise<void> | null = null;
   private pendingWaiters: (() => void)[] = [];
   lastExplanation: string[] = [];
+  /** the last 'assigned' event (null before the first assignment) */
+  lastAssigned: AssignedEvent | null = null;
   readonly stats: EngineStats = { ticks: 0, commits: 0, frames: 0, errors: 0, planes: {} };
 
   constructor(private readonly opts: EngineOptions) {
@@ -269,7 +283,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         copy: null,
         copySource: null,
         copySourceKey: '',
-        path: this.path === 'region' ? 'copy' : 'dmabuf',
+        path: this.path === 'region' ? 'copy' : this.path === 'drm_fb' ? 'drm_fb' : 'dmabuf',
         fallbackReason: null,
         last: null,
         queryStreak: new FailureStreak(this.reportAfter),
@@ -278,6 +292,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         notReadyReported: false,
         fbId: 0,
         readyNow: false,
+        queryPath: this.path,
       };
       return p;
     });
@@ -301,7 +316,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     }
     this.crtc = crtc;
     this.connector = connectorFor(this.snapshot, crtc);
-    const { mode, modeset } = chooseMode(crtc, this.connector, this.opts.mode);
+    const { mode, modeset } = chooseMode(crtc, this.connector, this.opts.mode === 'guest' ? undefined : this.opts.mode);
     if (modeset && !this.connector) throw new Error(`CRTC ${crtc.index} needs a modeset but no connected connector can be driven by it`);
     this.mode = mode;
     this.needModeset = modeset;
@@ -315,6 +330,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
 
   /** Wait until the first assignment (or throw after timeoutMs with the last reason). */
   waitAssigned(timeoutMs = 5000): Promise<AssignedEvent> {
+    if (this.lastAssigned) return Promise.resolve(this.lastAssigned);
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => {
         this.off('assigned', ok);
@@ -384,6 +400,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         message = r.disabledPlanes.length ? `display restored (planes ${r.disabledPlanes.join(', ')} left off)` : 'display restored';
       } catch (e) {
         message = `restoring the display failed: ${(e as Error).message}`;
+        this.stats.errors++;
         this.report({ stage: 'restore', error: e, count: 1, fatal: true });
       }
     }
@@ -443,6 +460,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   private schedule(delayMs?: number): void {
     if (!this.running || this.paused || this.timer) return;
     let d = delayMs;
+    if (d === undefined && this.path === 'drm_fb') d = 100; // the kernel flips; we only watch for changes
     if (d === undefined) {
       // next vblank estimate from the last flip event (or start), plus a little margin
       const since = nowUs() - this.lastVblankUs;
@@ -490,7 +508,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   }
 
   private query(p: PlaneRuntime): ReturnType<typeof classifyQuery> {
-    return classifyQuery(() => this.guest.query(p.kind, this.path));
+    return classifyQuery(() => this.guest.query(p.kind, p.queryPath));
   }
 
   /** One frame. Public for tests and the bench (they may drive frames themselves). */
@@ -512,7 +530,8 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
       } else if (q.status === 'not-ready') {
         p.readyNow = false;
       }
-      decisions.push({ p, d: decide(p.view, q, this.notReady) });
+      // a hidden guest cursor must disappear; the primary follows the configured policy
+      decisions.push({ p, d: decide(p.view, q, p.kind === 'cursor' ? 'blank' : this.notReady) });
     }
     let replanReason: string | null = null;
     const req = this.newRequest();
@@ -521,6 +540,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
       switch (d.action) {
         case 'query-failed': {
           p.stats.errors++;
+          this.stats.errors++;
           const n = p.queryStreak.current + 1;
           if (p.queryStreak.fail()) this.report({ plane: p.kind, stage: 'query', error: d.error, count: n, fatal: false });
           break;
@@ -531,7 +551,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
           this.recoveredQuery(p);
           if (!p.notReadyReported) {
             p.notReadyReported = true;
-            const action = p.view.shown === null ? 'wait' : this.notReady;
+            const action = p.view.shown === null ? 'wait' : p.kind === 'cursor' ? 'blank' : this.notReady;
             this.emit('not-ready', { plane: p.kind, action });
           }
           if (d.blank && p.assignment) {
@@ -545,8 +565,8 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         case 'replan':
           this.recoveredQuery(p);
           if (p.notReadyReported && p.view.shown) {
-            // back from not ready: buffers behind old dmabuf_ids may be gone or reused
-            p.cache.clear();
+            // back from not ready (reset, mode change): old dmabuf_ids may name other buffers now
+            p.cache.invalidateAll();
           }
           p.notReadyReported = false;
           replanReason ??= `${p.kind}: ${d.reason}`;
@@ -709,6 +729,8 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   /** The framebuffer for this guest buffer: cached, imported, or a copy. null: skip this frame. */
   private obtainFb(p: PlaneRuntime, id: number, desc: BufferDesc, info: GfxPlaneInfo): { fbId: number; imported: boolean; bytes: number } | null {
     if (p.path === 'copy') return this.copyFrame(p, id, desc, info);
+    // DRM_FB: the id is already a framebuffer of this device (owned by the vendor driver)
+    if (p.path === 'drm_fb') return { fbId: id, imported: false, bytes: 0 };
     const hit = p.cache.lookup(id, desc);
     if (hit) {
       p.stats.cacheHits++;
@@ -745,13 +767,29 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
 
   private copyFrame(p: PlaneRuntime, id: number, desc: BufferDesc, info: GfxPlaneInfo): { fbId: number; imported: boolean; bytes: number } | null {
     try {
-      const key = `${this.path}:${id}:${desc.width}x${desc.height}:${desc.stride}:${info.size}`;
+      const key = `${p.queryPath}:${id}:${desc.width}x${desc.height}:${desc.stride}:${info.size}`;
       if (p.copySourceKey !== key) {
         this.closeCopySource(p);
-        p.copySource =
-          this.path === 'region'
-            ? this.guest.openRegion(id, info.size || desc.stride * desc.height)
-            : dmabufSource(this.api, this.guest.getDmabuf(id), info.size || desc.stride * desc.height);
+        const size = info.size || desc.stride * desc.height;
+        if (p.queryPath === 'region') {
+          p.copySource = this.guest.openRegion(id, size);
+        } else {
+          try {
+            p.copySource = dmabufSource(this.api, this.guest.getDmabuf(id), size);
+          } catch (e) {
+            // the dma-buf cannot be mapped either: read the guest plane through REGION if offered
+            let region = false;
+            try {
+              region = !isNotReady(this.guest.query(p.kind, 'region'));
+            } catch {
+              region = false;
+            }
+            if (!region) throw e;
+            p.queryPath = 'region';
+            this.emit('fallback', { plane: p.kind, from: 'dmabuf', to: 'copy', reason: `the dma-buf cannot be mapped (${(e as Error).message}): copying from the REGION plane instead` });
+            return null;
+          }
+        }
         p.copySourceKey = key;
       }
       if (!p.copy || !p.copy.matches(desc)) {
@@ -845,18 +883,27 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
       fbs.set(p.kind, r.fbId);
       got.set(p, r);
     }
+    this.adoptGuestMode();
     const specs = ready.map((p) => this.specOf(p, p.last!));
     let plan;
     try {
       plan = planLayouts(this.snapshot, { crtcIndex: this.crtc.index, crtcWidth: this.mode.hdisplay, crtcHeight: this.mode.vdisplay, guests: specs });
     } catch (e) {
+      this.stats.errors++;
       this.report({ stage: 'plan', error: e, count: 1, fatal: false });
       return;
     }
     const modeset = this.needModeset;
     const flags = modeset ? DRM_MODE_ATOMIC_ALLOW_MODESET : 0;
-    let result = tryLayouts(plan.layouts, (l) => this.buildRequest(l, fbs, modeset).testOnly(flags));
+    const abortOn = (v: unknown): boolean => typeof v === 'object' && v !== null && 'code' in v && ['EACCES', 'EPERM', 'ENODEV', 'EBADF'].includes(String((v as { code: unknown }).code));
+    let result = tryLayouts(plan.layouts, (l) => this.buildRequest(l, fbs, modeset).testOnly(flags), { abortOn });
     let explanation = explainPlan(plan, result);
+    if (!result.chosen && result.aborted) {
+      const last = result.attempts[result.attempts.length - 1]!;
+      if (/EACCES|EPERM/.test(last.reason)) {
+        explanation = [`${this.dev.path}: the kernel refuses our commits (${last.reason.split(' [')[0]}): this process is not DRM master — another process (a display server?) owns the display`];
+      }
+    }
     if (!result.chosen) {
       const key = explanation.join('\n');
       this.lastProblem = `no hardware plane layout works: ${explanation.join(' | ')}`;
@@ -889,7 +936,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         if (!r) continue;
         fbs.set(p.kind, r.fbId);
         got.set(p, r);
-        result = tryLayouts(plan.layouts, (l) => this.buildRequest(l, fbs, modeset).testOnly(flags));
+        result = tryLayouts(plan.layouts, (l) => this.buildRequest(l, fbs, modeset).testOnly(flags), { abortOn });
         explanation = explainPlan(plan, result);
         if (!result.chosen) continue;
         chosen = result.chosen;
@@ -925,7 +972,8 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     this.lastProblem = '';
     const paths: AssignedEvent['paths'] = {};
     for (const p of ready) paths[p.kind] = p.path;
-    this.emit('assigned', { layout: chosen, paths, explanation, modeset, reason });
+    this.lastAssigned = { layout: chosen, paths, explanation, modeset, reason };
+    this.emit('assigned', this.lastAssigned);
     for (const p of ready) {
       const r = got.get(p)!;
       this.emit('frame', {
@@ -936,12 +984,31 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     this.stats.frames++;
   }
 
+  /** --mode guest: switch to the connector mode of the guest primary's size (a modeset), if offered. */
+  private guestModeDone = false;
+  private adoptGuestMode(): void {
+    if (this.opts.mode !== 'guest' || this.guestModeDone) return;
+    const prim = this.planes.find((p) => p.kind === 'primary');
+    if (!prim?.last || !prim.readyNow) return;
+    this.guestModeDone = true;
+    const w = prim.last.width;
+    const h = prim.last.height;
+    if (this.mode.hdisplay === w && this.mode.vdisplay === h) return;
+    const m = this.connector?.modes.find((x) => x.hdisplay === w && x.vdisplay === h);
+    if (!m) return;
+    this.mode = m;
+    this.periodUs = m.vrefresh > 0 ? Math.round(1e6 / m.vrefresh) : 16667;
+    this.needModeset = true;
+    this.modeBlob?.destroy();
+    this.modeBlob = null;
+  }
+
   private isNotReadyNow(p: PlaneRuntime): boolean {
     return p.last === null || !p.readyNow;
   }
 
+  /** Emit an 'error' event (the caller counts the failure in stats). */
   private report(o: { plane?: GuestPlaneKind; stage: string; error: unknown; count: number; fatal: boolean }): void {
-    this.stats.errors++;
     const e: Parameters<EngineEvents['error']>[0] = {
       stage: o.stage,
       message: o.error instanceof Error ? o.error.message : String(o.error),

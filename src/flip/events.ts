@@ -2,7 +2,7 @@
 import type { KernelErrorFields } from '../binding/types.js';
 import type { GuestPlaneKind, Layout } from './planner.js';
 
-export type PresentPath = 'dmabuf' | 'copy';
+export type PresentPath = 'drm_fb' | 'dmabuf' | 'copy';
 
 export interface AssignedEvent {
   layout: Layout;

@@ -180,6 +180,16 @@ export class FbCache {
     }
   }
 
+  /**
+   * Forget every cached buffer (the guest was reset: its dmabuf_ids may now name other
+   * buffers). fbs on screen or pending are removed after the flip that replaces them.
+   */
+  invalidateAll(): void {
+    for (const e of this.entries.values()) this.release(e.fbId);
+    this.entries.clear();
+    this.failed.clear();
+  }
+
   /** Every fb (cached and deferred); for leak checks. */
   liveFbs(): number[] {
     return [...new Set([...[...this.entries.values()].map((e) => e.fbId), ...this.deferred])];

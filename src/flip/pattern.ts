@@ -33,17 +33,27 @@ export function drawPattern(w: number, h: number, t: number, stride = w * 4): Bu
   return b;
 }
 
+// classic arrow outline (in 64x64 units)
+const ARROW: ReadonlyArray<readonly [number, number]> = [[1, 1], [1, 44], [11, 34], [19, 52], [26, 49], [18, 32], [32, 32]];
+
+function inArrow(x: number, y: number): boolean {
+  let inside = false;
+  for (let i = 0, j = ARROW.length - 1; i < ARROW.length; j = i++) {
+    const [xi, yi] = ARROW[i]!;
+    const [xj, yj] = ARROW[j]!;
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
 /** Arrow cursor: 0xAARRGGBB at (x, y) of a size x size image (alpha 0 = transparent). */
 export function cursorPixel(x: number, y: number, size = 64): number {
-  const s = size / 64;
-  const X = x / s;
-  const Y = y / s;
-  // arrow: a triangle with its tip at (0,0) and a stem
-  const inTri = Y < 40 && X <= Y * 0.7;
-  const inStem = Y >= 28 && Y < 56 && X >= Y * 0.35 - 4 && X < Y * 0.35 + 6 && X > 6;
-  if (!inTri && !inStem) return 0x00000000;
-  const border = inTri && (X <= 1.5 || X >= Y * 0.7 - 2 || Y >= 38);
-  return border ? 0xff000000 : 0xffffffff;
+  const s = 64 / size;
+  const X = (x + 0.5) * s;
+  const Y = (y + 0.5) * s;
+  if (!inArrow(X, Y)) return 0x00000000;
+  const edge = !inArrow(X - 2, Y) || !inArrow(X + 2, Y) || !inArrow(X, Y - 2) || !inArrow(X, Y + 2);
+  return edge ? 0xff000000 : 0xffffffff;
 }
 
 /** The cursor as ARGB8888 little endian (premultiplied: transparent pixels are 0). */

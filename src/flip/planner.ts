@@ -328,7 +328,11 @@ function verdictReason(v: TestVerdict): string | null {
  * Try layouts in order; the first one `test` accepts wins. A test that throws counts as a
  * failure with the error's message. Stops at the first success.
  */
-export function tryLayouts(layouts: Layout[], test: (layout: Layout) => TestVerdict): TryResult {
+export function tryLayouts(
+  layouts: Layout[],
+  test: (layout: Layout) => TestVerdict,
+  opts: { abortOn?: (v: TestVerdict) => boolean } = {},
+): TryResult & { aborted: boolean } {
   const attempts: Attempt[] = [];
   for (const layout of layouts) {
     let v: TestVerdict;
@@ -339,9 +343,11 @@ export function tryLayouts(layouts: Layout[], test: (layout: Layout) => TestVerd
     }
     const reason = verdictReason(v);
     attempts.push({ layout, ok: reason === null, reason: reason ?? '' });
-    if (reason === null) return { chosen: layout, attempts };
+    if (reason === null) return { chosen: layout, attempts, aborted: false };
+    // a failure that no other layout can fix (not DRM master, device gone): stop here
+    if (opts.abortOn?.(v)) return { chosen: null, attempts, aborted: true };
   }
-  return { chosen: null, attempts };
+  return { chosen: null, attempts, aborted: false };
 }
 
 export function describeAssignment(a: PlaneAssignment): string {

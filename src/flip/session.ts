@@ -5,7 +5,7 @@ import { native } from '../binding/index.js';
 import { describeKernelError } from '../binding/errors.js';
 import { DrmDevice } from '../kms/index.js';
 import { VfioDevice, isUuid, readVgpu, PLANE_PATH_FLAGS, DRM_PLANE_TYPES } from '../vfio/index.js';
-import { FlipEngine, parseModeRequest, chooseMode, connectorFor, type GuestPlaneRequest, type ModeRequest } from './engine.js';
+import { FlipEngine, parseModeRequest, chooseMode, connectorFor, type GuestPlaneRequest, type GuestSource, type ModeRequest } from './engine.js';
 import type { NotReadyPolicy } from './decide.js';
 import { descOf, isNotReady } from './decide.js';
 import { explainPlan, formatName, planLayouts, type GuestPlaneKind, type GuestPlaneSpec, type Placement } from './planner.js';
@@ -16,6 +16,8 @@ export interface AssignOptions {
   pid?: number;
   /** an already open VFIO device (demo, tests) */
   vfioDevice?: VfioDevice;
+  /** a guest that is not a VFIO device (the loopback guest of tests); replaces --vgpu */
+  guestSource?: GuestSource;
   /** an already open DRM device (tests, demo); not closed by the session */
   drmDevice?: DrmDevice;
   planes: GuestPlaneKind[];
@@ -23,7 +25,8 @@ export interface AssignOptions {
   hwPlanes?: number[];
   placement?: Placement;
   mode?: string;
-  path?: 'dmabuf' | 'region';
+  /** forced display path; default: DMABUF, else REGION (DRM_FB only when asked) */
+  path?: 'drm_fb' | 'dmabuf' | 'region';
   device?: string;
   notReady?: NotReadyPolicy;
   /** open the DRM device with the writeback cap (for capture) */
@@ -47,7 +50,7 @@ export function parsePosition(s: string): Placement {
 export interface Session {
   engine: FlipEngine;
   drm: DrmDevice;
-  vfio: VfioDevice;
+  vfio: VfioDevice | null;
   /** what was checked before starting */
   checks: string[];
   /** stop the engine (restores the display) and close what the session opened */
@@ -63,11 +66,12 @@ export function openSession(o: AssignOptions): Session {
   if (o.planes.length === 0) throw new UsageError('say which guest plane(s) to assign: --plane primary [--plane cursor]');
   if (new Set(o.planes).size !== o.planes.length) throw new UsageError('each --plane may be given once');
   if (o.hwPlanes && o.hwPlanes.length > o.planes.length) throw new UsageError('more --hw-plane than --plane options (they pair up in order)');
-  const modeReq: ModeRequest | undefined = o.mode ? parseModeRequest(o.mode) : undefined;
+  const modeGuest = o.mode === 'guest';
+  const modeReq: ModeRequest | undefined = o.mode && !modeGuest ? parseModeRequest(o.mode) : undefined;
 
-  let vfio = o.vfioDevice;
+  let vfio: VfioDevice | undefined = o.vfioDevice;
   let ownVfio = false;
-  if (!vfio) {
+  if (!vfio && !o.guestSource) {
     if (!o.vgpu) throw new UsageError('--vgpu <uuid> is required (list vGPUs with `vgpu-flip inspect`)');
     if (!isUuid(o.vgpu)) throw new UsageError(`--vgpu ${JSON.stringify(o.vgpu)} is not a UUID (list vGPUs with \`vgpu-flip inspect\`)`);
     const info = readVgpu(o.vgpu, {}, []);
@@ -80,20 +84,47 @@ export function openSession(o: AssignOptions): Session {
   }
   let drm = o.drmDevice;
   let ownDrm = false;
+  // what the checks below need from the guest, whether it is a VFIO device or not
+  const gs = o.guestSource;
+  const probeOk = (p: 'drm_fb' | 'dmabuf' | 'region'): { supported: boolean | null; error?: { message: string } } => {
+    if (vfio) return vfio.probePath(p);
+    return { supported: p !== 'drm_fb' };
+  };
+  const queryNow = (kind: GuestPlaneKind, p: 'drm_fb' | 'dmabuf' | 'region') =>
+    vfio ? native.vfioQueryGfxPlane(vfio.fd, PLANE_PATH_FLAGS[p], DRM_PLANE_TYPES[kind]) : gs!.query(kind, p);
   try {
     // the display path: probe
-    const path = o.path ?? 'dmabuf';
-    const probe = vfio.probePath(path);
-    if (probe.supported !== true) {
-      const why = probe.supported === false ? 'the vendor driver answers EINVAL to PROBE' : `PROBE failed: ${probe.error?.message}`;
-      const alt = path === 'dmabuf' ? vfio.probePath('region').supported ? ' (REGION works: --path region)' : '' : '';
-      throw new UsageError(`vGPU does not support the ${path.toUpperCase()} plane path: ${why}${alt}`);
+    let path: 'drm_fb' | 'dmabuf' | 'region';
+    if (o.path) {
+      path = o.path;
+      const probe = probeOk(path);
+      if (probe.supported !== true) {
+        const why = probe.supported === false ? 'the vendor driver answers EINVAL to PROBE' : `PROBE failed: ${probe.error?.message}`;
+        const others = (['drm_fb', 'dmabuf', 'region'] as const).filter((x) => x !== path && probeOk(x).supported === true);
+        const alt = others.length ? ` (supported: ${others.map((x) => `--path ${x.replace('_', '-')}`).join(', ')})` : '';
+        throw new UsageError(`vGPU does not support the ${path.toUpperCase()} plane path: ${why}${alt}`);
+      }
+      checks.push(`${path.toUpperCase()} path supported (PROBE), as asked`);
+    } else {
+      const dmabuf = probeOk('dmabuf');
+      if (dmabuf.supported === true) path = 'dmabuf';
+      else if (probeOk('region').supported === true) path = 'region';
+      else throw new UsageError(`vGPU supports neither the DMABUF nor the REGION plane path (PROBE: ${dmabuf.error?.message ?? 'EINVAL'})`);
+      checks.push(`${path.toUpperCase()} path chosen (PROBE)`);
     }
-    checks.push(`${path.toUpperCase()} path supported (PROBE)`);
     if (!drm) {
       drm = DrmDevice.open(o.device ?? '/dev/dri/card0', { writeback: o.writeback ?? false });
       ownDrm = true;
     }
+    try {
+      drm.setMaster();
+    } catch (e) {
+      throw new UsageError(
+        `cannot become DRM master of ${drm.path} (${describeKernelError(e)}): another process (a display server?) owns the display; ` +
+          'stop it, or run vgpu-flip from a text console where nothing else uses the card',
+      );
+    }
+    checks.push(`DRM master of ${drm.path} (${drm.version.name})`);
     const snap = drm.snapshot();
     const crtc = snap.crtcs.find((c) => c.index === o.crtc);
     if (!crtc) {
@@ -113,7 +144,7 @@ export function openSession(o: AssignOptions): Session {
       const kind = o.planes[i]!;
       let raw;
       try {
-        raw = native.vfioQueryGfxPlane(vfio.fd, PLANE_PATH_FLAGS[path], DRM_PLANE_TYPES[kind]);
+        raw = queryNow(kind, path);
       } catch (e) {
         checks.push(`guest ${kind}: query failed now (${describeKernelError(e)}); will retry while running`);
         continue;
@@ -143,10 +174,10 @@ export function openSession(o: AssignOptions): Session {
     });
     const engine = new FlipEngine({
       drm,
-      vfio,
+      ...(vfio ? { vfio } : { guest: () => gs! }),
       crtcIndex: o.crtc,
       planes,
-      ...(modeReq ? { mode: modeReq } : {}),
+      ...(modeReq ? { mode: modeReq } : modeGuest ? { mode: 'guest' as const } : {}),
       path,
       notReady: o.notReady ?? 'keep',
       ...(o.cursorOrigin ? { cursorOrigin: o.cursorOrigin } : {}),
@@ -157,19 +188,19 @@ export function openSession(o: AssignOptions): Session {
     return {
       engine,
       drm: d,
-      vfio: v,
+      vfio: v ?? null,
       checks,
       async close(): Promise<void> {
         if (closed) return;
         closed = true;
         await engine.stop();
         if (ownDrm) d.close();
-        if (ownVfio) v.close();
+        if (ownVfio) v?.close();
       },
     };
   } catch (e) {
     if (ownDrm) drm?.close();
-    if (ownVfio) vfio.close();
+    if (ownVfio) vfio?.close();
     throw e;
   }
 }

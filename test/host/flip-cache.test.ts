@@ -173,3 +173,19 @@ describe('copy and counting helpers', () => {
     expect(CallCounter.ioctls(c.since(before))).toBe(2);
   });
 });
+
+describe('FbCache.invalidateAll', () => {
+  it('drops everything but removes the on-screen fb only after the next flip', () => {
+    const removed: number[] = [];
+    const c = new FbCache(4, (fb) => removed.push(fb));
+    c.insert(1, 101, desc());
+    c.insert(2, 102, desc());
+    c.committedAndFlipped(102);
+    c.invalidateAll();
+    expect(removed).toEqual([101]);
+    expect(c.lookup(2, desc())).toBeUndefined();
+    c.insert(2, 202, desc());
+    c.committedAndFlipped(202);
+    expect(removed).toEqual([101, 102]);
+  });
+});

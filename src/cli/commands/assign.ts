@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { describeKernelError } from '../../binding/errors.js';
+import { DrmDevice } from '../../kms/index.js';
 import type { FlipEngine } from '../../flip/engine.js';
 import type { GuestPlaneKind, Placement } from '../../flip/planner.js';
 import { installExitHandlers, openSession, parsePosition, UsageError, type AssignOptions } from '../../flip/session.js';
@@ -15,12 +16,13 @@ interface AssignCliOptions {
   fill?: boolean;
   mode?: string;
   once?: boolean;
-  path: string;
+  path?: string;
   device: string;
   json?: boolean;
   notReady: string;
   duration?: string;
   cursorOrigin: string;
+  loopbackGuest?: string;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -72,7 +74,8 @@ export function attachStatus(engine: FlipEngine, o: { json: boolean; tty: boolea
   on('error', (e: { plane?: string; stage: string; message: string; count: number; kernel: unknown }) => {
     if (o.json) return emitJson('error', e);
     clearLine();
-    o.out(`error${e.plane ? ` (${e.plane})` : ''} in ${e.stage}${e.count > 1 ? ` (${e.count} in a row)` : ''}: ${e.message}; retrying\n`);
+    const msg = e.message.length > 600 ? `${e.message.slice(0, 600)}…` : e.message;
+    o.out(`error${e.plane ? ` (${e.plane})` : ''} in ${e.stage}${e.count > 1 ? ` (${e.count} in a row)` : ''}: ${msg}${(e as { fatal?: boolean }).fatal ? '' : '; retrying'}\n`);
   });
   on('recovered', (e: { plane?: string; stage: string; afterFailures: number }) => {
     if (o.json) return emitJson('recovered', e);
@@ -82,7 +85,7 @@ export function attachStatus(engine: FlipEngine, o: { json: boolean; tty: boolea
   on('stopped', (e: { message: string }) => {
     if (o.json) return emitJson('stopped', e);
     clearLine();
-    o.out(`${e.message}\n`);
+    o.out(`${e.message.length > 600 ? `${e.message.slice(0, 600)}…` : e.message}\n`);
   });
   const interval = o.intervalMs ?? (o.tty && !o.json ? 500 : 5000);
   const t = setInterval(() => {
@@ -109,14 +112,16 @@ export function registerAssign(program: Command): void {
     .addOption(new Option('--position <x,y>', 'place the guest primary at x,y (native size)').conflicts(['center', 'fill']))
     .addOption(new Option('--center', 'centre the guest primary (native size)').conflicts(['fill']))
     .option('--fill', 'scale the guest primary to the whole CRTC (if the hardware scales)')
-    .option('--mode <WxH@Hz>', 'set this mode (modeset); default: keep the current one')
+    .option('--mode <WxH@Hz|guest>', 'set this mode (modeset), or "guest": the mode of the guest\'s size; default: keep the current one')
     .option('--once', 'assign, show one frame, report, restore and exit (a check)')
-    .addOption(new Option('--path <path>', 'display path').choices(['dmabuf', 'region']).default('dmabuf'))
+    .addOption(new Option('--path <path>', 'display path (default: dmabuf if supported, else region)').choices(['drm-fb', 'dmabuf', 'region']))
     .option('--device <path>', 'DRM card node', '/dev/dri/card0')
     .option('--json', 'machine-readable JSON lines')
     .addOption(new Option('--not-ready <policy>', 'when the guest plane goes away').choices(['keep', 'blank']).default('keep'))
     .option('--duration <seconds>', 'stop after this many seconds (default: until interrupted)')
     .addOption(new Option('--cursor-origin <o>', 'cursor x/y from the driver are').choices(['top-left', 'hotspot']).default('top-left'))
+    // test hook: a guest of PRIME-exported dumb buffers on --device (WxH), animated, instead of --vgpu
+    .addOption(new Option('--loopback-guest <WxH>').hideHelp())
     .action(async (opts: AssignCliOptions) => {
       const out = (s: string): void => {
         process.stdout.write(s);
@@ -137,15 +142,46 @@ export function registerAssign(program: Command): void {
         planes: planes.length ? planes : ['primary'],
         crtc: num(opts.crtc, '--crtc'),
         hwPlanes: opts.hwPlane.map((h) => num(h, '--hw-plane')),
-        path: opts.path as 'dmabuf' | 'region',
         device: opts.device,
         notReady: opts.notReady as 'keep' | 'blank',
         cursorOrigin: opts.cursorOrigin as 'top-left' | 'hotspot',
       };
+      if (opts.path) a.path = opts.path.replace('-', '_') as 'drm_fb' | 'dmabuf' | 'region';
       if (opts.vgpu) a.vgpu = opts.vgpu;
       if (opts.pid) a.pid = num(opts.pid, '--pid');
       if (placement) a.placement = placement;
       if (opts.mode) a.mode = opts.mode;
+      let stopGuest = (): void => undefined;
+      let ownDrm: DrmDevice | null = null;
+      if (opts.loopbackGuest) {
+        const m = /^(\d+)x(\d+)$/.exec(opts.loopbackGuest);
+        if (!m) throw new UsageError('--loopback-guest WxH');
+        const { LoopbackGuest } = await import('../../bench/guest-driver.js');
+        const { drawPattern, drawCursor } = await import('../../flip/pattern.js');
+        // the display fd first (it becomes DRM master), then the guest's own fd
+        a.drmDevice = DrmDevice.open(opts.device, { writeback: false });
+        ownDrm = a.drmDevice;
+        const g = new LoopbackGuest(opts.device);
+        const w = Number(m[1]);
+        const h = Number(m[2]);
+        g.setPrimary(w, h);
+        const frames = [0, 1, 2].map((t) => drawPattern(w, h, t * 20));
+        let t = 0;
+        g.presentPrimary(frames[0]!);
+        g.setCursor(drawCursor(64), 64, 0, 0);
+        g.moveCursor(10, 10);
+        const timer = setInterval(() => {
+          t++;
+          g.presentPrimary(frames[t % 3]!);
+          g.moveCursor(10 + (t % 50) * 4, 10 + (t % 30) * 3);
+        }, 50);
+        timer.unref();
+        a.guestSource = g.source();
+        stopGuest = () => {
+          clearInterval(timer);
+          g.close();
+        };
+      }
       const session = openSession(a);
       if (!opts.json) for (const c of session.checks) out(`check: ${c}\n`);
       const removeHandlers = installExitHandlers(() => session.close(), (s) => process.stderr.write(`\n${s}\n`));
@@ -164,10 +200,13 @@ export function registerAssign(program: Command): void {
         throw new Error(describeKernelError(e, 'assign'), { cause: e });
       } finally {
         await session.close();
+        stopGuest();
+        ownDrm?.close();
         detach();
         removeHandlers();
       }
       const s = session.engine.stats;
+      if (!session.engine.assignedLayout) process.exitCode = 1;
       if (opts.json) out(JSON.stringify({ type: 'summary', stats: s, calls: session.engine.counter.snapshot() }) + '\n');
       else out(`\nsummary: ${s.frames} frames, ${s.commits} commits, ${s.errors} errors\n`);
     });
