@@ -9,6 +9,8 @@ import { DrmDevice } from '../kms/device.js';
 import type { KmsSnapshot } from '../kms/types.js';
 import { VfioDevice, VfioGroupBusyError } from '../vfio/device.js';
 import { discoverVgpus, listMdevParents } from '../vfio/sysfs.js';
+import type { JsonLike } from '../util/json.js';
+import { drmDeviceSysfsInfo } from './device-info.js';
 import type { ProbeResult, SysRoots, VgpuInfo } from '../vfio/types.js';
 
 export interface ErrorEntry {
@@ -28,6 +30,8 @@ export interface DrmDeviceReport {
   snapshot?: KmsSnapshot;
   /** client caps inspect tried to enable (drm_info's names) -> accepted */
   clientCaps?: Record<string, boolean>;
+  /** drm_info's "device" object (bus type and ids, from sysfs), null when unknown */
+  device?: JsonLike;
   /** contents of some blob properties (WRITEBACK_PIXEL_FORMATS, PATH), by blob id */
   blobs?: Record<number, Buffer | null>;
   error?: ErrorEntry;
@@ -81,6 +85,8 @@ export function errorEntry(e: unknown, fallbackPath: string): ErrorEntry {
     let message = e.message;
     if (e.op === 'DRM_IOCTL_VERSION' && (e.code === 'ENOTTY' || e.code === 'EINVAL') && !/not a DRM device/i.test(message)) {
       message += ' (not a DRM device)';
+    } else if (e.op === 'DRM_IOCTL_MODE_GETRESOURCES' && ['EOPNOTSUPP', 'ENOTSUP', 'EINVAL'].includes(e.code)) {
+      message += ' (no modesetting on this node: a render node, or a GPU without display outputs)';
     }
     return { op: e.op, path: e.path || fallbackPath, code: e.code, errno: e.errno, message };
   }
@@ -140,7 +146,7 @@ export function inspectDrmDevice(devPath: string): DrmDeviceReport {
         }
       }
     }
-    return { path: devPath, snapshot, clientCaps, blobs };
+    return { path: devPath, snapshot, clientCaps, blobs, device: drmDeviceSysfsInfo(devPath) };
   } catch (e) {
     return { path: devPath, error: errorEntry(e, devPath) };
   } finally {

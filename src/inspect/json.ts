@@ -164,6 +164,7 @@ export function drmDeviceJson(r: DrmDeviceReport, kernel: JsonLike = kernelJson(
       }) },
       caps,
     },
+    device: r.device ?? null,
     fb_size: { min_width: s.minWidth, max_width: s.maxWidth, min_height: s.minHeight, max_height: s.maxHeight },
     connectors: s.connectors.map((c) => ({
       id: c.id,

@@ -41,7 +41,7 @@ describe('inspect --json (drm_info layout)', () => {
   it('has one top-level object per device path plus "vgpus"', () => {
     expect(Object.keys(j)).toEqual(['/dev/dri/card0', '/dev/null', 'vgpus']);
     const d = j['/dev/dri/card0'];
-    expect(Object.keys(d)).toEqual(['driver', 'fb_size', 'connectors', 'encoders', 'crtcs', 'planes']);
+    expect(Object.keys(d)).toEqual(['driver', 'device', 'fb_size', 'connectors', 'encoders', 'crtcs', 'planes']);
     expect(d.driver).toMatchObject({ name: 'vkms', version: { major: 1, minor: 0, patch: 0 } });
     expect(d.driver.client_caps).toMatchObject({ ATOMIC: true, UNIVERSAL_PLANES: true, WRITEBACK_CONNECTORS: true });
     expect(d.driver.caps.DUMB_BUFFER).toBe(1);
@@ -150,5 +150,43 @@ describe('inspect error handling (real syscalls, no devices needed)', () => {
     const j = JSON.parse(r.stdout);
     expect(j['/dev/null'].error.code).toBe('ENOTTY');
     expect(j['/dev/dri/card99'].error.code).toBe('ENOENT');
+  });
+});
+
+describe('drm_info "device" object from sysfs', () => {
+  it('reads PCI ids and bus address, and platform devices', async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { drmDeviceSysfsInfo } = await import('../../src/inspect/device-info.js');
+    const root = mkdtempSync(path.join(tmpdir(), 'vgpu-flip-drmdev-'));
+    try {
+      const pci = path.join(root, 'devices', 'pci0000:00', '0000:00:02.0');
+      mkdirSync(path.join(pci, 'drm', 'card1'), { recursive: true });
+      mkdirSync(path.join(pci, 'drm', 'renderD128'), { recursive: true });
+      mkdirSync(path.join(root, 'bus', 'pci'), { recursive: true });
+      symlinkSync(path.join(root, 'bus', 'pci'), path.join(pci, 'subsystem'));
+      for (const [f, v] of [['vendor', '0x8086'], ['device', '0x3e92'], ['subsystem_vendor', '0x1028'], ['subsystem_device', '0x0869']]) writeFileSync(path.join(pci, f!), v + '\n');
+      const plat = path.join(root, 'devices', 'platform', 'vkms');
+      mkdirSync(path.join(plat, 'drm', 'card0'), { recursive: true });
+      mkdirSync(path.join(root, 'bus', 'platform'), { recursive: true });
+      symlinkSync(path.join(root, 'bus', 'platform'), path.join(plat, 'subsystem'));
+      mkdirSync(path.join(root, 'class', 'drm', 'card1'), { recursive: true });
+      mkdirSync(path.join(root, 'class', 'drm', 'card0'), { recursive: true });
+      symlinkSync(pci, path.join(root, 'class', 'drm', 'card1', 'device'));
+      symlinkSync(plat, path.join(root, 'class', 'drm', 'card0', 'device'));
+
+      expect(drmDeviceSysfsInfo('/dev/dri/card1', root)).toEqual({
+        available_nodes: 5,
+        bus_type: 0,
+        device_data: { vendor: 0x8086, device: 0x3e92, subsystem_vendor: 0x1028, subsystem_device: 0x0869 },
+        bus_data: { domain: 0, bus: 0, slot: 2, function: 0 },
+      });
+      expect(drmDeviceSysfsInfo('/dev/dri/card0', root)).toEqual({
+        available_nodes: 1, bus_type: 2, device_data: { compatible: [] }, bus_data: { fullname: 'vkms' },
+      });
+      expect(drmDeviceSysfsInfo('/dev/dri/card5', root)).toBeNull();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

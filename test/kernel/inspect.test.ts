@@ -34,6 +34,7 @@ type Any = any;
 
 function checkVkmsJson(d: Any): void {
   expect(d.driver.name).toBe('vkms');
+  expect(d.device).toMatchObject({ bus_type: 2, bus_data: { fullname: 'vkms' } });
   expect(d.crtcs).toHaveLength(1);
   expect(d.planes).toHaveLength(10);
   const typeName = (p: Any): string => p.properties.type.spec.find((e: Any) => e.value === p.properties.type.value).name;

@@ -12,10 +12,13 @@
 #   --mdev TYPE[:UUID]           create an mdev of TYPE (e.g. vgpu_sim-small); repeatable;
 #                                UUIDs are printed and given to the command as $VGPU_FLIP_MDEVS
 #   --no-vkms                    do not load vkms
+#   --no-fbdev                   no fbdev emulation: vkms starts with no mode set (by default
+#                                fbcon lights the CRTC at 1024x768 like a real host console)
 #   --check-dmesg                after the command: remove mdevs, unload our modules and vkms,
 #                                fail if the kernel log has WARNING/BUG/Oops/KASAN/Call Trace/refcount
 #   --timeout SECONDS            kill the VM after SECONDS (default $VGPU_FLIP_VM_TIMEOUT or 1800)
-#   --keep                       keep the job folder .vm-out/rig/<job>/ (dmesg.txt, status, ...)
+#   --keep                       never prune this job's folder .vm-out/rig/<job>/ (dmesg.txt,
+#                                status, ...); otherwise the 10 newest finished jobs are kept
 #
 # Inside the VM: HOME=/tmp (tmpfs), PATH starts with <checkout>/bin and node_modules/.bin,
 # <checkout>/.vm-out is writable (it is the host's folder), VGPU_FLIP_IN_VM=1,
@@ -24,13 +27,13 @@ set -euo pipefail
 
 say() { printf '[rig] %s\n' "$*" >&2; }
 die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 2; }
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 RIG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CHECKOUT=$(cd "$RIG_DIR/../.." && pwd)
 CALLER_CWD=${INIT_CWD:-$PWD}   # npm run changes cwd to the package root; INIT_CWD is where it was called
 
-EXTRA_MODS=(); PARAMS=(); MDEVS=(); VKMS=1; CHECK_DMESG=0; KEEP=0
+EXTRA_MODS=(); PARAMS=(); MDEVS=(); VKMS=1; CHECK_DMESG=0; KEEP=0; FBDEV_ARG=
 TIMEOUT=${VGPU_FLIP_VM_TIMEOUT:-1800}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -42,6 +45,7 @@ while [ $# -gt 0 ]; do
     --mdev) [ $# -ge 2 ] || die "--mdev needs TYPE[:UUID]"; MDEVS+=("$2"); shift 2 ;;
     --mdev=*) MDEVS+=("${1#*=}"); shift ;;
     --no-vkms) VKMS=0; shift ;;
+    --no-fbdev) FBDEV_ARG="drm_kms_helper.fbdev_emulation=0 "; shift ;;
     --check-dmesg) CHECK_DMESG=1; shift ;;
     --timeout) [ $# -ge 2 ] || die "--timeout needs SECONDS"; TIMEOUT=$2; shift 2 ;;
     --timeout=*) TIMEOUT=${1#*=}; shift ;;
@@ -69,7 +73,7 @@ mkdir -p "$J"
 ln -sfn "$JOB" "$OUT/rig/last"
 # prune finished jobs, keeping the 10 newest
 ls -1dt "$OUT"/rig/2*/ 2>/dev/null | tail -n +11 | while read -r d; do
-  [ -f "$d/done" ] && rm -rf "$d"
+  [ -f "$d/done" ] && [ ! -f "$d/keep" ] && rm -rf "$d"
 done || true
 
 q() { printf '%q' "$1"; }   # quote for bash
@@ -166,7 +170,7 @@ if [ -t 1 ]; then CONSOLE_TTY=1; COLS=$(tput cols 2>/dev/null || echo 120); ROWS
 
 # ---------------------------------------------------------------- boot
 CACHE_MODE=${VGPU_FLIP_9P_CACHE:-loose}
-APPEND="console=ttyS0 quiet loglevel=3 panic=1 mitigations=off drm_kms_helper.fbdev_emulation=0 vgpuflip.out=$(printf '%s' "$OUT" | base64 -w0) vgpuflip.job=$JOB vgpuflip.cache=$CACHE_MODE"
+APPEND="console=ttyS0 quiet loglevel=3 panic=1 mitigations=off ${FBDEV_ARG}vgpuflip.out=$(printf '%s' "$OUT" | base64 -w0) vgpuflip.job=$JOB vgpuflip.cache=$CACHE_MODE"
 # qboot (from qemu-system-data) boots straight into the kernel and prints nothing; SeaBIOS otherwise
 BIOS=(); [ -f /usr/share/qemu/qboot.rom ] && BIOS=(-bios /usr/share/qemu/qboot.rom)
 QEMU=(qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 -nographic -no-reboot -nic none -vga none
@@ -250,7 +254,6 @@ dm=unchecked; [ "$CHECK_DMESG" = 1 ] && { dm=ok; [ -s "$J/dmesg-bad.txt" ] && dm
 reason=ok; [ "$cmd_rc" = null ] && reason=setup-failed
 result "$rc" "$cmd_rc" "$dm" "$reason"
 say "exit status $rc after ${dt}s"
-if [ "$KEEP" = 0 ] && [ "$rc" = 0 ]; then
-  cp "$J/dmesg.txt" "$OUT/rig/last-dmesg.txt" 2>/dev/null || true
-fi
+cp "$J/dmesg.txt" "$OUT/rig/last-dmesg.txt" 2>/dev/null || true
+[ "$KEEP" = 1 ] && touch "$J/keep"
 exit "$rc"
