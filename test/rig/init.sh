@@ -53,10 +53,22 @@ mount -t sysfs sysfs /host/sys || die "mount sysfs"
 mount -t debugfs debugfs /host/sys/kernel/debug || die "mount debugfs"
 mount -t devtmpfs devtmpfs /host/dev || die "mount devtmpfs"
 mount -t devpts devpts /host/dev/pts 2>/dev/null
+# a checkout under a folder that gets a tmpfs (/tmp, /run, /var/tmp, /dev/shm): keep it (with
+# the writable share mounted inside it) visible by moving it over the new tmpfs
+KEEP_CHECKOUT=
+case "$CHECKOUT/" in
+  /tmp/*|/run/*|/var/tmp/*|/dev/shm/*)
+    mkdir -p /keep && mount -o rbind "/host$CHECKOUT" /keep && KEEP_CHECKOUT=1 \
+      || die "cannot keep the checkout $CHECKOUT visible over the guest's tmpfs" ;;
+esac
 mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm 2>/dev/null
 mount -t tmpfs -o mode=1777,size=1024m tmpfs /host/tmp || die "mount tmpfs /tmp"
 mount -t tmpfs -o mode=755 tmpfs /host/run 2>/dev/null
 mount -t tmpfs -o mode=755 tmpfs /host/var/tmp 2>/dev/null
+if [ -n "$KEEP_CHECKOUT" ]; then
+  mkdir -p "/host$CHECKOUT" && mount -o move /keep "/host$CHECKOUT" \
+    || die "cannot move the checkout $CHECKOUT back over the guest's tmpfs"
+fi
 while IFS= read -r d; do
   [ -n "$d" ] && [ -d "/host$d" ] && mount -t tmpfs -o mode=755 tmpfs "/host$d"
 done <"$J/tmpfs-dirs"
