@@ -5,6 +5,9 @@
 #include <fcntl.h>
 #include <linux/vfio.h>
 #include <sys/ioctl.h>
+// the DRM_FB plane type (bit 3) and the drm_fb_id union member: the uapi-style header shared
+// with the vgpu-sim kernel module
+#include "../include/vfio_gfx_drm_fb.h"
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -201,7 +204,10 @@ Napi::Value VfioQueryGfxPlane(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckArgCount(info, 3, "vfioQueryGfxPlane");
   int fd = ArgFd(info, 0, "vfioQueryGfxPlane", "deviceFd");
-  vfio_device_gfx_plane_info p{};
+  static_assert(sizeof(vfio_device_gfx_plane_info_drm_fb) == sizeof(vfio_device_gfx_plane_info) &&
+                    sizeof(vfio_device_gfx_plane_info_drm_fb) == VFIO_GFX_PLANE_INFO_DRM_FB_SIZE,
+                "vfio_gfx_drm_fb.h: the DRM_FB view must have the layout of vfio_device_gfx_plane_info");
+  vfio_device_gfx_plane_info_drm_fb p{};
   p.argsz = sizeof p;
   p.flags = ArgU32(info, 1, "vfioQueryGfxPlane", "flags");
   p.drm_plane_type = ArgU32(info, 2, "vfioQueryGfxPlane", "drmPlaneType");
@@ -222,7 +228,8 @@ Napi::Value VfioQueryGfxPlane(const Napi::CallbackInfo& info) {
   o.Set("yPos", static_cast<int32_t>(p.y_pos));
   o.Set("xHot", p.x_hot);
   o.Set("yHot", p.y_hot);
-  o.Set("id", p.dmabuf_id);
+  // the union: drm_fb_id (DRM_FB), dmabuf_id (DMABUF), region_index (REGION)
+  o.Set("id", (p.flags & VFIO_GFX_PLANE_TYPE_DRM_FB) ? p.drm_fb_id : p.dmabuf_id);
   return o;
 }
 

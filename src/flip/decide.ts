@@ -125,3 +125,41 @@ export class FailureStreak {
     return this.count;
   }
 }
+
+/**
+ * DRM_FB path: the vendor driver flips the hardware plane itself, so a new framebuffer id is
+ * not a reason to commit. What the engine does with a query result:
+ *  - 'follow': the guest changed buffers (and maybe shape); the kernel should already show the
+ *    new framebuffer on the hardware plane: the engine checks that (read-only) and re-plans
+ *    only if not (`shapeChange` set: the guest changed mode, check the geometry too);
+ *    `move`: a cursor whose position changed as well (a position-only commit);
+ *  - 'replan': first frame or the plane is back after a reset / disable;
+ *  - 'move': a cursor moved (the kernel only follows buffers, not positions);
+ *  - 'none', 'not-ready', 'query-failed' as for the other paths.
+ */
+export type DrmFbDecision =
+  | { action: 'none' }
+  | { action: 'move'; x: number; y: number; xHot: number | null; yHot: number | null }
+  | { action: 'follow'; id: number; desc: BufferDesc; x: number; y: number; xHot: number | null; yHot: number | null; shapeChange: string | null; move: boolean }
+  | { action: 'replan'; id: number; desc: BufferDesc; x: number; y: number; xHot: number | null; yHot: number | null; reason: string }
+  | { action: 'not-ready'; blank: boolean }
+  | { action: 'query-failed'; error: unknown };
+
+export function decideDrmFb(view: PlaneView, q: QueryOutcome, notReady: NotReadyPolicy): DrmFbDecision {
+  const d = decide({ ...view, copyMode: false }, q, notReady);
+  const s = view.shown;
+  switch (d.action) {
+    case 'flip': {
+      const move = view.kind === 'cursor' && s !== null && (d.x !== s.x || d.y !== s.y || d.xHot !== s.xHot || d.yHot !== s.yHot);
+      return { action: 'follow', id: d.id, desc: d.desc, x: d.x, y: d.y, xHot: d.xHot, yHot: d.yHot, shapeChange: null, move };
+    }
+    case 'replan': {
+      if (!s || view.blanked) return d;
+      // a mode change: the kernel adjusts the hardware plane itself when it can
+      const move = view.kind === 'cursor' && (d.x !== s.x || d.y !== s.y || d.xHot !== s.xHot || d.yHot !== s.yHot);
+      return { action: 'follow', id: d.id, desc: d.desc, x: d.x, y: d.y, xHot: d.xHot, yHot: d.yHot, shapeChange: d.reason, move };
+    }
+    default:
+      return d;
+  }
+}

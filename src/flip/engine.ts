@@ -6,6 +6,14 @@
 // cache or a fresh import -> NONBLOCK|PAGE_FLIP_EVENT commit; cursor moved -> position only;
 // new shape -> plan again (planner.ts) with TEST_ONLY. The display state found at start is
 // restored by stop().
+//
+// DRM_FB path (tickDrmFb): the vendor driver exposes each guest buffer as a framebuffer of this
+// DRM device and flips the hardware plane itself. The engine plans, TEST_ONLY-checks and commits
+// once, then only watches (every watchIntervalMs): a new framebuffer id is checked read-only
+// (GETPLANE) and followed without a commit; it re-plans when the hardware plane no longer shows
+// the guest as planned (a mode change the plane cannot show, a failed in-kernel flip, the plane
+// turned off) or the guest plane is back after a reset. stats.commits - stats.assignCommits is
+// the number of user-space commits made for anything but (re)assignments (cursor moves only).
 import { EventEmitter } from 'eventemitter3';
 import { native as realNative } from '../binding/index.js';
 import type { DrmEvent, GfxPlaneInfo, ModeInfo, NativeAddon } from '../binding/types.js';
@@ -14,6 +22,7 @@ import {
   DRM_MODE_ATOMIC_NONBLOCK,
   DRM_MODE_PAGE_FLIP_EVENT,
   DRM_MODE_CONNECTOR_WRITEBACK,
+  DRM_MODE_OBJECT_PLANE,
   fourccToString,
 } from '../binding/constants.js';
 import { hasCode, isKernelError, kernelErrorFields } from '../binding/errors.js';
@@ -24,7 +33,8 @@ import { PLANE_PATH_FLAGS, DRM_PLANE_TYPES } from '../vfio/index.js';
 import { CallCounter } from './counting.js';
 import { captureWriteback, type CapturedFrame } from '../capture/writeback.js';
 import { CopyTarget, dmabufSource, regionSource, type CopySource } from './copy.js';
-import { classifyQuery, decide, descOf, FailureStreak, isNotReady, type Decision, type NotReadyPolicy, type PlaneView } from './decide.js';
+import { classifyQuery, decide, decideDrmFb, descOf, FailureStreak, isNotReady, type Decision, type NotReadyPolicy, type PlaneView } from './decide.js';
+import { drmFbStatusLine, followsPlan, followVerdict, GuestFbHistory, racingStep, shapeKey, type DrmFbCounters, type HwPlaneState } from './drmfb.js';
 import type { AssignedEvent, EngineEvents, PresentPath } from './events.js';
 import { FbCache, type BufferDesc } from './fb-cache.js';
 import {
@@ -117,6 +127,19 @@ export interface EngineOptions {
   /** the native addon (tests pass a wrapped one); calls are counted either way */
   native?: NativeAddon;
   counter?: CallCounter;
+  /**
+   * DRM_FB: how often to look at the guest planes while the kernel flips (ms, default 100).
+   * A look is one QUERY_GFX_PLANE per plane; a changed framebuffer id adds one read-only
+   * GETPLANE to check the kernel followed. No commit unless something needs re-planning.
+   */
+  watchIntervalMs?: number;
+  /** the guest's own flip counter (vgpu-sim: debugfs flip_count), for the DRM_FB counters */
+  guestFlipCount?: () => number | null;
+  /**
+   * null while the vGPU exists, else why it is gone (instance removed): the engine then
+   * reports a fatal error, restores the display and stops (checked about twice a second)
+   */
+  guestGone?: () => string | null;
 }
 
 export interface PlaneStats {
@@ -128,11 +151,20 @@ export interface PlaneStats {
   bytesCopied: number;
   notReadyFrames: number;
   errors: number;
+  /** DRM_FB: guest buffer changes the kernel followed on its own (seen by the watch, no commit) */
+  kernelFlips: number;
 }
 
 export interface EngineStats {
   ticks: number;
+  /** every user-space atomic commit (not TEST_ONLY) the engine made */
   commits: number;
+  /** of those, the ones that (re)assigned planes (plan + TEST_ONLY + commit) */
+  assignCommits: number;
+  /** DRM_FB: buffer changes followed by the kernel, seen by the watch (sum over planes) */
+  kernelFlips: number;
+  /** DRM_FB: the guest's flips since the first assignment (its own counter), null if unknown */
+  guestFlips: number | null;
   frames: number;
   errors: number;
   planes: Partial<Record<GuestPlaneKind, PlaneStats>>;
@@ -161,6 +193,10 @@ interface PlaneRuntime {
   readyNow: boolean;
   /** the path this plane is queried through (REGION once a dma-buf cannot even be mapped) */
   queryPath: EnginePath;
+  /** DRM_FB: framebuffer ids the vendor reported for this plane recently (with shapes) */
+  fbHistory: GuestFbHistory;
+  /** DRM_FB: looks in a row that found the hardware plane on another recent guest fb */
+  racingLooks: number;
 }
 
 interface PendingFrame {
@@ -257,7 +293,9 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   lastExplanation: string[] = [];
   /** the last 'assigned' event (null before the first assignment) */
   lastAssigned: AssignedEvent | null = null;
-  readonly stats: EngineStats = { ticks: 0, commits: 0, frames: 0, errors: 0, planes: {} };
+  readonly stats: EngineStats = { ticks: 0, commits: 0, assignCommits: 0, kernelFlips: 0, guestFlips: null, frames: 0, errors: 0, planes: {} };
+  private guestFlipBase: number | null = null;
+  private goneCheckedUs = 0;
 
   constructor(private readonly opts: EngineOptions) {
     super();
@@ -272,7 +310,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     this.path = opts.path ?? 'dmabuf';
     if (opts.planes.length === 0) throw new Error('no guest plane to assign (use --plane primary and/or --plane cursor)');
     this.planes = opts.planes.map((req) => {
-      const stats: PlaneStats = { flips: 0, moves: 0, imports: 0, cacheHits: 0, copies: 0, bytesCopied: 0, notReadyFrames: 0, errors: 0 };
+      const stats: PlaneStats = { flips: 0, moves: 0, imports: 0, cacheHits: 0, copies: 0, bytesCopied: 0, notReadyFrames: 0, errors: 0, kernelFlips: 0 };
       this.stats.planes[req.kind] = stats;
       const p: PlaneRuntime = {
         req,
@@ -293,6 +331,8 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         fbId: 0,
         readyNow: false,
         queryPath: this.path,
+        fbHistory: new GuestFbHistory(),
+        racingLooks: 0,
       };
       return p;
     });
@@ -460,7 +500,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   private schedule(delayMs?: number): void {
     if (!this.running || this.paused || this.timer) return;
     let d = delayMs;
-    if (d === undefined && this.path === 'drm_fb') d = 100; // the kernel flips; we only watch for changes
+    if (d === undefined && this.path === 'drm_fb') d = this.opts.watchIntervalMs ?? 100; // the kernel flips; we only watch for changes
     if (d === undefined) {
       // next vblank estimate from the last flip event (or start), plus a little margin
       const since = nowUs() - this.lastVblankUs;
@@ -519,8 +559,13 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
       this.report({ stage: 'tick', error: new Error(`${this.dev.path} was closed while presenting`), count: 1, fatal: true });
       return;
     }
+    if (this.checkGone()) return;
     this.stats.ticks++;
     this.frameNo++;
+    if (this.path === 'drm_fb') {
+      this.tickDrmFb();
+      return;
+    }
     const decisions: { p: PlaneRuntime; d: Decision }[] = [];
     for (const p of this.planes) {
       const q = this.query(p);
@@ -615,6 +660,242 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
       return;
     }
     this.commitFrame(req, frames);
+  }
+
+  // ---- DRM_FB: watch only ------------------------------------------------------------------
+
+  /**
+   * One look at the guest planes on the DRM_FB path. The vendor driver has already moved the
+   * hardware plane to the new framebuffer (in-kernel commit) when the guest flipped: a new id
+   * is checked read-only (GETPLANE) and followed without a commit. Re-plan (TEST_ONLY + one
+   * commit) only for the first frame, a plane back after reset/disable, or a mode change or
+   * failed in-kernel flip that left the hardware plane not showing the guest as planned.
+   */
+  private tickDrmFb(): void {
+    this.refreshGuestFlips();
+    let replanReason: string | null = null;
+    const req = this.newRequest();
+    const frames: PendingFrame['planes'] = [];
+    for (const p of this.planes) {
+      const q = this.query(p);
+      if (q.status === 'ok') {
+        p.last = q.info;
+        p.readyNow = true;
+        p.fbHistory.note(q.info);
+      } else if (q.status === 'not-ready') {
+        p.readyNow = false;
+      }
+      const d = decideDrmFb(p.view, q, p.kind === 'cursor' ? 'blank' : this.notReady);
+      switch (d.action) {
+        case 'query-failed': {
+          p.stats.errors++;
+          this.stats.errors++;
+          const n = p.queryStreak.current + 1;
+          if (p.queryStreak.fail()) this.report({ plane: p.kind, stage: 'query', error: d.error, count: n, fatal: false });
+          break;
+        }
+        case 'not-ready': {
+          p.stats.notReadyFrames++;
+          this.lastProblem = `the guest ${p.kind} plane is not ready (size 0)`;
+          this.recoveredQuery(p);
+          if (p.notReadyReported) break;
+          p.notReadyReported = true;
+          let action: 'wait' | 'keep' | 'blank' = 'wait';
+          if (p.view.shown && !p.view.blanked) {
+            // guest reset / plane disabled: the vendor driver turned the hardware plane off,
+            // or kept the last frame (vgpu-sim keep_last_frame=1)
+            const hw = p.assignment ? this.hwPlane(p.assignment.planeId, false) : null;
+            const still = hw !== null && !('error' in hw) && hw.fbId !== 0;
+            if (still && d.blank && p.assignment) {
+              req.set(p.assignment.planeId, 'FB_ID', 0);
+              req.set(p.assignment.planeId, 'CRTC_ID', 0);
+              frames.push({ p, id: 0, fbId: 0, imported: false, bytes: 0 });
+            }
+            action = still && !d.blank ? 'keep' : 'blank';
+            p.view.blanked = true;
+          }
+          this.emit('not-ready', { plane: p.kind, action });
+          break;
+        }
+        case 'replan':
+          this.recoveredQuery(p);
+          p.notReadyReported = false;
+          replanReason ??= `${p.kind}: ${d.reason}`;
+          break;
+        case 'move': {
+          this.recoveredQuery(p);
+          if (!p.assignment) break;
+          this.setCursorPos(req, p, d);
+          p.view.shown = { ...p.view.shown!, x: d.x, y: d.y, xHot: d.xHot, yHot: d.yHot };
+          p.stats.moves++;
+          frames.push({ p, id: p.view.shown.id, fbId: p.fbId, imported: false, bytes: 0 });
+          break;
+        }
+        case 'follow': {
+          this.recoveredQuery(p);
+          p.notReadyReported = false;
+          if (!p.assignment) {
+            replanReason ??= `${p.kind}: not assigned yet`;
+            break;
+          }
+          const why = this.kernelFollowed(p, d);
+          if (why) {
+            replanReason ??= `${p.kind}: ${d.shapeChange ? `${d.shapeChange}; ` : ''}${why}`;
+            break;
+          }
+          const info = p.last!;
+          const shown = { id: info.id, desc: descOf(info), x: info.xPos | 0, y: info.yPos | 0, xHot: info.xHot >>> 0 === 0xffffffff ? null : info.xHot, yHot: info.yHot >>> 0 === 0xffffffff ? null : info.yHot };
+          p.view.shown = shown;
+          p.fbId = info.id;
+          p.stats.kernelFlips++;
+          this.stats.kernelFlips++;
+          if (d.move) {
+            this.setCursorPos(req, p, shown);
+            p.stats.moves++;
+            frames.push({ p, id: shown.id, fbId: p.fbId, imported: false, bytes: 0 });
+          }
+          this.emit('frame', {
+            plane: p.kind, id: info.id, fbId: info.id, path: 'drm_fb', sequence: 0, vblankUs: 0, latencyUs: 0, latencyVblanks: 0,
+            imported: false, bytesCopied: 0, frame: this.frameNo,
+          });
+          break;
+        }
+        case 'none': {
+          this.recoveredQuery(p);
+          // the last look found the plane on another recent guest fb: check it caught up
+          if (p.racingLooks === 0 || !p.assignment || !p.view.shown) break;
+          const why = this.checkFollowing(p, p.view.shown.id, true);
+          if (why) replanReason ??= `${p.kind}: ${why}`;
+          break;
+        }
+      }
+    }
+    if (replanReason) {
+      this.replan(replanReason);
+      this.schedule();
+      return;
+    }
+    if (req.size === 0) {
+      this.schedule();
+      return;
+    }
+    this.commitFrame(req, frames);
+  }
+
+  /**
+   * GETPLANE: does the hardware plane show the guest's framebuffer `id`? null: yes, or it is on
+   * another recent fb of the guest plane while the guest is still flipping (look again later).
+   */
+  private checkFollowing(p: PlaneRuntime, id: number, guestIdle: boolean): string | null {
+    const hw = this.hwPlane(p.assignment!.planeId, false);
+    if ('error' in hw) return hw.error;
+    let v = followVerdict(hw.fbId, id, shapeKey(p.last!), p.fbHistory);
+    if (v === 'no' && hw.fbId !== 0) {
+      // a guest buffer we have not seen yet? (it flipped to it after our query) look once more
+      const q = this.query(p);
+      if (q.status === 'ok' && q.info.id === hw.fbId && shapeKey(q.info) === shapeKey(p.last!)) {
+        p.fbHistory.note(q.info);
+        p.last = q.info;
+        if (p.view.shown) p.view.shown = { ...p.view.shown, id: q.info.id };
+        v = 'exact';
+      }
+    }
+    const step = racingStep(v, guestIdle, p.racingLooks);
+    p.racingLooks = step.racingLooks;
+    if (!step.fail) return null;
+    if (v === 'racing') return `the hardware plane keeps showing framebuffer ${hw.fbId}, not the guest's ${id} (the in-kernel flip failed?)`;
+    return hw.fbId === 0 ? 'the hardware plane was turned off' : `the hardware plane shows framebuffer ${hw.fbId}, not the guest's ${id} (the in-kernel flip failed?)`;
+  }
+
+  private setCursorPos(req: AtomicRequest, p: PlaneRuntime, d: { x: number; y: number; xHot: number | null; yHot: number | null }): void {
+    const pos = this.cursorPos(p, d.x, d.y, d.xHot, d.yHot);
+    req.set(p.assignment!.planeId, 'CRTC_X', pos.x);
+    req.set(p.assignment!.planeId, 'CRTC_Y', pos.y);
+  }
+
+  /**
+   * Did the vendor driver move our hardware plane to the guest's new framebuffer (and, after a
+   * mode change, to the geometry the plan wants)? null: yes; else why not. Read-only ioctls.
+   * A plane on another recent framebuffer of the same guest plane and shape counts as
+   * following (the guest flipped between the query and the read-back) for a few looks.
+   */
+  private kernelFollowed(p: PlaneRuntime, d: { id: number; shapeChange: string | null }): string | null {
+    if (!d.shapeChange) return this.checkFollowing(p, d.id, false);
+    const hw = this.hwPlane(p.assignment!.planeId, true);
+    if ('error' in hw) return hw.error;
+    const info = p.last!;
+    // the guest may have flipped again (same new shape) since the query
+    const racing = followVerdict(hw.fbId, d.id, shapeKey(info), p.fbHistory) === 'racing';
+    p.racingLooks = racing ? Math.max(p.racingLooks, 1) : 0;
+    const spec = this.specOf(p, info);
+    const want = { src: { x: 0, y: 0, w: info.width, h: info.height }, dst: destination(spec, this.mode.hdisplay, this.mode.vdisplay) };
+    return followsPlan(hw, racing ? hw.fbId : d.id, this.crtc.id, want);
+  }
+
+  /** The hardware plane as the kernel has it now: GETPLANE (fb, crtc) or, with geometry, its properties. */
+  private hwPlane(planeId: number, geometry: boolean): HwPlaneState | { error: string } {
+    try {
+      if (!geometry) {
+        const pl = this.api.drmGetPlane(this.dev.fd, planeId);
+        const zero = { x: 0, y: 0, w: 0, h: 0 };
+        return { fbId: pl.fbId, crtcId: pl.crtcId, src: zero, dst: zero };
+      }
+      const props = this.api.drmGetProperties(this.dev.fd, planeId, DRM_MODE_OBJECT_PLANE);
+      const v = (name: string): number => {
+        const pr = props.find((x) => x.name === name);
+        return pr ? Number(BigInt.asIntN(64, pr.value)) : 0;
+      };
+      return {
+        fbId: v('FB_ID'),
+        crtcId: v('CRTC_ID'),
+        src: { x: v('SRC_X') / 65536, y: v('SRC_Y') / 65536, w: v('SRC_W') / 65536, h: v('SRC_H') / 65536 },
+        dst: { x: v('CRTC_X'), y: v('CRTC_Y'), w: v('CRTC_W'), h: v('CRTC_H') },
+      };
+    } catch (e) {
+      return { error: `cannot read hardware plane ${planeId} back (${(e as Error).message})` };
+    }
+  }
+
+  private refreshGuestFlips(): void {
+    if (this.guestFlipBase === null || !this.opts.guestFlipCount) return;
+    try {
+      const n = this.opts.guestFlipCount();
+      if (n !== null) this.stats.guestFlips = n - this.guestFlipBase;
+    } catch {
+      /* the counter went away with the instance: keep the last value */
+    }
+  }
+
+  /** DRM_FB counters: guest flips vs user-space commits (zero per guest flip when it works). */
+  drmFbCounters(): DrmFbCounters {
+    this.refreshGuestFlips();
+    return { guestFlips: this.stats.guestFlips, kernelFlipsSeen: this.stats.kernelFlips, commits: this.stats.commits, assignCommits: this.stats.assignCommits, errors: this.stats.errors };
+  }
+
+  /** The DRM_FB status line ('' on the other paths). */
+  drmFbStatus(): string {
+    return this.path === 'drm_fb' ? drmFbStatusLine(this.drmFbCounters()) : '';
+  }
+
+  /** Stop (fatal, display restored) when the vGPU went away; checked at most every 400 ms. */
+  private checkGone(): boolean {
+    const src = this.guest as GuestSource & { gone?: () => string | null };
+    const gone = this.opts.guestGone ?? (src.gone ? () => src.gone!() : null);
+    if (!gone) return false;
+    const now = nowUs();
+    if (now - this.goneCheckedUs < 400_000) return false;
+    this.goneCheckedUs = now;
+    let why: string | null;
+    try {
+      why = gone();
+    } catch (e) {
+      why = `cannot tell whether the vGPU still exists: ${(e as Error).message}`;
+    }
+    if (!why) return false;
+    this.stats.errors++;
+    this.report({ stage: 'guest', error: new Error(`${why}: stopping and restoring the display`), count: 1, fatal: true });
+    void this.stop();
+    return true;
   }
 
   private recoveredQuery(p: PlaneRuntime): void {
@@ -919,6 +1200,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     const commitWith = (l: Layout): unknown => {
       try {
         this.stats.commits++;
+        this.stats.assignCommits++;
         this.buildRequest(l, fbs, modeset).commit(flags);
         return null;
       } catch (e) {
@@ -951,6 +1233,10 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     }
     this.needModeset = false;
     this.layout = chosen;
+    if (this.guestFlipBase === null && this.opts.guestFlipCount) {
+      this.guestFlipBase = this.opts.guestFlipCount();
+      if (this.guestFlipBase !== null) this.stats.guestFlips = 0;
+    }
     this.usedHwPlanes = new Set(chosen.assignments.map((a) => a.planeId));
     for (const p of this.planes) {
       const a = chosen.assignments.find((x) => x.guest === p.kind) ?? null;
@@ -962,6 +1248,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         p.cache.committedAndFlipped(r.fbId);
         p.view.shown = { id: info.id, desc: descOf(info), x: info.xPos | 0, y: info.yPos | 0, xHot: info.xHot >>> 0 === 0xffffffff ? null : info.xHot, yHot: info.yHot >>> 0 === 0xffffffff ? null : info.yHot };
         p.view.blanked = false;
+        p.racingLooks = 0;
         p.stats.flips++;
       }
     }

@@ -15,9 +15,13 @@ export interface AssignedEvent {
   reason: string;
 }
 
+/**
+ * A frame on screen. On the DRM_FB path the kernel flips; the engine emits one per guest
+ * buffer change its watch saw followed (sequence 0, latency 0: no commit of ours involved).
+ */
 export interface FrameEvent {
   plane: GuestPlaneKind;
-  /** dmabuf_id (DMABUF) or region index (REGION) of the frame shown */
+  /** dmabuf_id (DMABUF), region index (REGION) or framebuffer id (DRM_FB) of the frame shown */
   id: number;
   fbId: number;
   path: PresentPath;

@@ -1,6 +1,8 @@
 // An assignment session: open the devices, validate everything that can be validated before
 // the screen changes, run the engine, report, restore on exit / SIGINT / SIGTERM / fatal error.
 // Used by `vgpu-flip assign`, `vgpu-flip demo` and the benchmark.
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import path from 'node:path';
 import { native } from '../binding/index.js';
 import { describeKernelError } from '../binding/errors.js';
 import { DrmDevice } from '../kms/index.js';
@@ -8,6 +10,7 @@ import { VfioDevice, isUuid, readVgpu, PLANE_PATH_FLAGS, DRM_PLANE_TYPES } from 
 import { FlipEngine, parseModeRequest, chooseMode, connectorFor, type GuestPlaneRequest, type GuestSource, type ModeRequest } from './engine.js';
 import type { NotReadyPolicy } from './decide.js';
 import { descOf, isNotReady } from './decide.js';
+import { openFbIdResolver, ResolverGuestSource, type FbIdResolver } from './drmfb.js';
 import { explainPlan, formatName, planLayouts, type GuestPlaneKind, type GuestPlaneSpec, type Placement } from './planner.js';
 
 export interface AssignOptions {
@@ -25,8 +28,15 @@ export interface AssignOptions {
   hwPlanes?: number[];
   placement?: Placement;
   mode?: string;
-  /** forced display path; default: DMABUF, else REGION (DRM_FB only when asked) */
+  /** forced display path; default: the first the vGPU supports of DRM_FB, DMABUF, REGION (PROBE) */
   path?: 'drm_fb' | 'dmabuf' | 'region';
+  /**
+   * where DRM_FB framebuffer ids come from: the VFIO fd (default) or the vendor driver's debug
+   * attribute ('debugfs': no VFIO fd at all, for when a VMM owns the VFIO group; DRM_FB only)
+   */
+  via?: 'vfio' | 'debugfs';
+  /** DRM_FB: how often the engine looks at the guest planes (ms, default 100) */
+  watchIntervalMs?: number;
   device?: string;
   notReady?: NotReadyPolicy;
   /** open the DRM device with the writeback cap (for capture) */
@@ -51,6 +61,16 @@ export interface Session {
   engine: FlipEngine;
   drm: DrmDevice;
   vfio: VfioDevice | null;
+  /** the display path chosen (PROBE order DRM_FB, DMABUF, REGION, or forced) */
+  path: 'drm_fb' | 'dmabuf' | 'region';
+  /** the DRM_FB id resolver (--via debugfs), else null */
+  resolver: FbIdResolver | null;
+  /**
+   * resolves when the engine stopped by itself (the vGPU was removed, a fatal error): the
+   * display is restored and the session's VFIO fd closed by then; the value says why.
+   * Stays pending when the session is closed by close().
+   */
+  done: Promise<string>;
   /** what was checked before starting */
   checks: string[];
   /** stop the engine (restores the display) and close what the session opened */
@@ -71,7 +91,27 @@ export function openSession(o: AssignOptions): Session {
 
   let vfio: VfioDevice | undefined = o.vfioDevice;
   let ownVfio = false;
-  if (!vfio && !o.guestSource) {
+  let resolver: FbIdResolver | null = null;
+  let gs = o.guestSource;
+  const via = o.via ?? 'vfio';
+  if (via === 'debugfs') {
+    if (o.path && o.path !== 'drm_fb') throw new UsageError(`--via debugfs works with the DRM_FB path only (asked for --path ${o.path.replace('_', '-')}): DMABUF and REGION need the VFIO fd (or --pid <VMM pid>)`);
+    if (o.pid !== undefined) throw new UsageError('--via debugfs and --pid exclude each other: --pid takes the VMM\'s VFIO fd, --via debugfs needs none');
+    if (vfio || gs) throw new UsageError('--via debugfs resolves framebuffer ids of a --vgpu; it cannot be combined with another guest source');
+    if (!o.vgpu) throw new UsageError('--vgpu <uuid> is required (list vGPUs with `vgpu-flip inspect`)');
+    if (!isUuid(o.vgpu)) throw new UsageError(`--vgpu ${JSON.stringify(o.vgpu)} is not a UUID (list vGPUs with \`vgpu-flip inspect\`)`);
+    const info = readVgpu(o.vgpu, {}, []);
+    if (info.devicePath === null) {
+      throw new UsageError(`unknown vGPU ${o.vgpu}: ${info.sysfsPath} does not exist (list vGPUs with \`vgpu-flip inspect\`)`);
+    }
+    try {
+      resolver = openFbIdResolver(o.vgpu);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    gs = new ResolverGuestSource(resolver);
+    checks.push(`vGPU ${o.vgpu} (${info.type ?? 'unknown type'}): framebuffer ids from ${resolver.name} (${resolver.source}), no VFIO fd`);
+  } else if (!vfio && !gs) {
     if (!o.vgpu) throw new UsageError('--vgpu <uuid> is required (list vGPUs with `vgpu-flip inspect`)');
     if (!isUuid(o.vgpu)) throw new UsageError(`--vgpu ${JSON.stringify(o.vgpu)} is not a UUID (list vGPUs with \`vgpu-flip inspect\`)`);
     const info = readVgpu(o.vgpu, {}, []);
@@ -85,33 +125,25 @@ export function openSession(o: AssignOptions): Session {
   let drm = o.drmDevice;
   let ownDrm = false;
   // what the checks below need from the guest, whether it is a VFIO device or not
-  const gs = o.guestSource;
   const probeOk = (p: 'drm_fb' | 'dmabuf' | 'region'): { supported: boolean | null; error?: { message: string } } => {
     if (vfio) return vfio.probePath(p);
+    if (resolver) {
+      if (p !== 'drm_fb') return { supported: false };
+      try {
+        return { supported: resolver.supported() };
+      } catch (e) {
+        return { supported: null, error: { message: (e as Error).message } };
+      }
+    }
     return { supported: p !== 'drm_fb' };
   };
   const queryNow = (kind: GuestPlaneKind, p: 'drm_fb' | 'dmabuf' | 'region') =>
     vfio ? native.vfioQueryGfxPlane(vfio.fd, PLANE_PATH_FLAGS[p], DRM_PLANE_TYPES[kind]) : gs!.query(kind, p);
   try {
-    // the display path: probe
-    let path: 'drm_fb' | 'dmabuf' | 'region';
-    if (o.path) {
-      path = o.path;
-      const probe = probeOk(path);
-      if (probe.supported !== true) {
-        const why = probe.supported === false ? 'the vendor driver answers EINVAL to PROBE' : `PROBE failed: ${probe.error?.message}`;
-        const others = (['drm_fb', 'dmabuf', 'region'] as const).filter((x) => x !== path && probeOk(x).supported === true);
-        const alt = others.length ? ` (supported: ${others.map((x) => `--path ${x.replace('_', '-')}`).join(', ')})` : '';
-        throw new UsageError(`vGPU does not support the ${path.toUpperCase()} plane path: ${why}${alt}`);
-      }
-      checks.push(`${path.toUpperCase()} path supported (PROBE), as asked`);
-    } else {
-      const dmabuf = probeOk('dmabuf');
-      if (dmabuf.supported === true) path = 'dmabuf';
-      else if (probeOk('region').supported === true) path = 'region';
-      else throw new UsageError(`vGPU supports neither the DMABUF nor the REGION plane path (PROBE: ${dmabuf.error?.message ?? 'EINVAL'})`);
-      checks.push(`${path.toUpperCase()} path chosen (PROBE)`);
-    }
+    // the display path: probe (DRM_FB, DMABUF, REGION) or the forced one
+    const chosen = choosePath(probeOk, o.path, resolver ? `${resolver.name} says DRM_FB is off (drm_fb=0 in info)` : undefined);
+    const path = chosen.path;
+    checks.push(chosen.check);
     if (!drm) {
       drm = DrmDevice.open(o.device ?? '/dev/dri/card0', { writeback: o.writeback ?? false });
       ownDrm = true;
@@ -125,6 +157,14 @@ export function openSession(o: AssignOptions): Session {
       );
     }
     checks.push(`DRM master of ${drm.path} (${drm.version.name})`);
+    if (path === 'drm_fb') {
+      // the framebuffer ids are objects of the card the vendor driver is bound to
+      const simUuid = o.vgpu ?? vfio?.uuid ?? null;
+      const bound = simUuid && existsSync(`/sys/kernel/debug/vgpu_sim/${simUuid}`) ? simHostCard() : null;
+      if (bound && bound !== cardName(drm.path)) {
+        throw new UsageError(`DRM_FB: vgpu-sim's framebuffers live on ${bound} (module parameter host_card) but --device is ${drm.path}: use --device /dev/dri/${bound}, or another --path`);
+      }
+    }
     const snap = drm.snapshot();
     const crtc = snap.crtcs.find((c) => c.index === o.crtc);
     if (!crtc) {
@@ -172,9 +212,15 @@ export function openSession(o: AssignOptions): Session {
       if (hw !== undefined) r.hwPlaneId = hw;
       return r;
     });
+    const uuid = o.vgpu ?? vfio?.uuid ?? null;
+    const flipCount = uuid ? simFlipCounter(uuid) : null;
+    const vgpuGone = uuid && !gs ? (): string | null => (existsSync(`/sys/bus/mdev/devices/${uuid}`) ? null : `vGPU ${uuid} was removed (/sys/bus/mdev/devices/${uuid} is gone)`) : undefined;
     const engine = new FlipEngine({
       drm,
       ...(vfio ? { vfio } : { guest: () => gs! }),
+      ...(flipCount ? { guestFlipCount: flipCount } : {}),
+      ...(vgpuGone && ownVfio ? { guestGone: vgpuGone } : {}),
+      ...(o.watchIntervalMs !== undefined ? { watchIntervalMs: o.watchIntervalMs } : {}),
       crtcIndex: o.crtc,
       planes,
       ...(modeReq ? { mode: modeReq } : modeGuest ? { mode: 'guest' as const } : {}),
@@ -185,17 +231,39 @@ export function openSession(o: AssignOptions): Session {
     const d = drm;
     const v = vfio;
     let closed = false;
+    let fatal = '';
+    engine.on('error', (e) => {
+      if (e.fatal && !fatal) fatal = e.message;
+    });
+    // the engine stops by itself when the vGPU goes away: let go of the VFIO fd at once, so
+    // the instance removal (which waits for every fd to close) can finish
+    const done = new Promise<string>((resolve) => {
+      engine.once('stopped', (e) => {
+        if (closed) return; // stopped by close(): not by itself, `done` stays pending
+        if (ownVfio) {
+          try {
+            v?.close();
+          } catch {
+            /* reported by close() later if it matters */
+          }
+        }
+        resolve(fatal || e.message);
+      });
+    });
     return {
       engine,
       drm: d,
       vfio: v ?? null,
+      path,
+      resolver,
+      done,
       checks,
       async close(): Promise<void> {
         if (closed) return;
         closed = true;
         await engine.stop();
         if (ownDrm) d.close();
-        if (ownVfio) v?.close();
+        if (ownVfio && v && !v.closed) v.close();
       },
     };
   } catch (e) {
@@ -232,4 +300,76 @@ export function installExitHandlers(close: () => Promise<void>, log: (s: string)
     process.off('uncaughtException', onFatal);
     process.off('unhandledRejection', onFatal);
   };
+}
+
+export type DisplayPath = 'drm_fb' | 'dmabuf' | 'region';
+export type ProbeFn = (p: DisplayPath) => { supported: boolean | null; error?: { message: string } };
+
+/**
+ * The display path: the first of DRM_FB, DMABUF, REGION the vGPU supports (PROBE), or the
+ * forced one, which must be supported. Throws a UsageError saying what is supported instead.
+ * `offWhy`: how to say "unsupported" when the answer does not come from PROBE (--via debugfs).
+ */
+export function choosePath(probe: ProbeFn, forced?: DisplayPath, offWhy?: string): { path: DisplayPath; check: string } {
+  const name = (p: DisplayPath): string => p.toUpperCase();
+  if (forced) {
+    const a = probe(forced);
+    if (a.supported === true) return { path: forced, check: `${name(forced)} path supported (PROBE), as asked` };
+    const why = a.supported === false ? (offWhy ?? 'the vendor driver answers EINVAL to PROBE') : `PROBE failed: ${a.error?.message}`;
+    const others = PATH_ORDER.filter((x) => x !== forced && probe(x).supported === true);
+    const alt = others.length ? ` (supported: ${others.map((x) => `--path ${x.replace('_', '-')}`).join(', ')})` : '';
+    const hint = forced === 'drm_fb' ? drmFbHint() : '';
+    throw new UsageError(`vGPU does not support the ${name(forced)} plane path: ${why}${alt}${hint}`);
+  }
+  // preference: the kernel flips (DRM_FB), then zero copy (DMABUF), then copies (REGION)
+  const answers = PATH_ORDER.map((p) => ({ p, a: probe(p) }));
+  const first = answers.find((x) => x.a.supported === true);
+  if (!first) {
+    const said = answers.map((x) => `${name(x.p)}: ${x.a.supported === false ? 'EINVAL' : x.a.error?.message ?? '?'}`).join(', ');
+    throw new UsageError(`vGPU supports none of the DRM_FB, DMABUF and REGION plane paths (PROBE ${said})`);
+  }
+  const skipped = answers.slice(0, answers.indexOf(first)).map((x) => name(x.p));
+  return { path: first.p, check: `${name(first.p)} path chosen (PROBE${skipped.length ? `; not supported: ${skipped.join(', ')}` : ''})` };
+}
+
+const PATH_ORDER: readonly DisplayPath[] = ['drm_fb', 'dmabuf', 'region'];
+
+/** vgpu-sim's host card (module parameter host_card), null when not loaded / not set. */
+function simHostCard(): string | null {
+  try {
+    const v = readFileSync('/sys/module/vgpu_sim/parameters/host_card', 'utf8').trim();
+    return v === '' || v === '(null)' ? null : v;
+  } catch {
+    return null;
+  }
+}
+
+function cardName(devPath: string): string {
+  try {
+    return path.basename(realpathSync(devPath));
+  } catch {
+    return path.basename(devPath);
+  }
+}
+
+/** The guest's own flip counter of a vgpu-sim instance (debugfs flip_count), if readable. */
+function simFlipCounter(uuid: string): (() => number | null) | null {
+  const f = `/sys/kernel/debug/vgpu_sim/${uuid}/flip_count`;
+  if (!existsSync(f)) return null;
+  return () => {
+    try {
+      const n = Number.parseInt(readFileSync(f, 'utf8').trim(), 10);
+      return Number.isFinite(n) ? n : null;
+    } catch {
+      return null;
+    }
+  };
+}
+
+/** What to do when DRM_FB is not offered (vgpu-sim: bind it to the host card). */
+function drmFbHint(): string {
+  if (existsSync('/sys/module/vgpu_sim/parameters/host_card')) {
+    return '; vgpu-sim offers DRM_FB once bound to a host card: echo card0 > /sys/module/vgpu_sim/parameters/host_card (or load it with host_card=card0)';
+  }
+  return '; DRM_FB needs a vendor driver that exposes host framebuffers (VFIO_GFX_PLANE_TYPE_DRM_FB, bit 3): use --path dmabuf or region';
 }

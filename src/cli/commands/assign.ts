@@ -4,6 +4,7 @@ import { DrmDevice } from '../../kms/index.js';
 import type { FlipEngine } from '../../flip/engine.js';
 import type { GuestPlaneKind, Placement } from '../../flip/planner.js';
 import { installExitHandlers, openSession, parsePosition, UsageError, type AssignOptions } from '../../flip/session.js';
+import { publishAssignmentState } from '../../debugfs/assignment-state.js';
 
 interface AssignCliOptions {
   vgpu?: string;
@@ -17,6 +18,7 @@ interface AssignCliOptions {
   mode?: string;
   once?: boolean;
   path?: string;
+  via: string;
   device: string;
   json?: boolean;
   notReady: string;
@@ -46,6 +48,7 @@ export function attachStatus(engine: FlipEngine, o: { json: boolean; tty: boolea
       copies += p.copies;
       bytes += p.bytesCopied;
     }
+    if (engine.path === 'drm_fb') return engine.drmFbStatus();
     return `fps ${fps.toFixed(1)} | flips ${flips} | copies ${copies} (${(bytes / 1048576).toFixed(1)} MiB) | commits ${engine.stats.commits} | errors ${engine.stats.errors}`;
   };
   const offs: (() => void)[] = [];
@@ -114,7 +117,12 @@ export function registerAssign(program: Command): void {
     .option('--fill', 'scale the guest primary to the whole CRTC (if the hardware scales)')
     .option('--mode <WxH@Hz|guest>', 'set this mode (modeset), or "guest": the mode of the guest\'s size; default: keep the current one')
     .option('--once', 'assign, show one frame, report, restore and exit (a check)')
-    .addOption(new Option('--path <path>', 'display path (default: dmabuf if supported, else region)').choices(['drm-fb', 'dmabuf', 'region']))
+    .addOption(new Option('--path <path>', 'display path (default: the first the vGPU supports of drm-fb, dmabuf, region)').choices(['drm-fb', 'dmabuf', 'region']))
+    .addOption(
+      new Option('--via <source>', 'DRM_FB framebuffer ids from the VFIO fd, or from the vendor driver\'s debugfs attribute (no VFIO fd: when a VMM owns the group)')
+        .choices(['vfio', 'debugfs'])
+        .default('vfio'),
+    )
     .option('--device <path>', 'DRM card node', '/dev/dri/card0')
     .option('--json', 'machine-readable JSON lines')
     .addOption(new Option('--not-ready <policy>', 'when the guest plane goes away').choices(['keep', 'blank']).default('keep'))
@@ -147,6 +155,10 @@ export function registerAssign(program: Command): void {
         cursorOrigin: opts.cursorOrigin as 'top-left' | 'hotspot',
       };
       if (opts.path) a.path = opts.path.replace('-', '_') as 'drm_fb' | 'dmabuf' | 'region';
+      if (opts.via === 'debugfs') {
+        a.via = 'debugfs';
+        if (!opts.path) a.path = 'drm_fb';
+      }
       if (opts.vgpu) a.vgpu = opts.vgpu;
       if (opts.pid) a.pid = num(opts.pid, '--pid');
       if (placement) a.placement = placement;
@@ -184,17 +196,25 @@ export function registerAssign(program: Command): void {
       }
       const session = openSession(a);
       if (!opts.json) for (const c of session.checks) out(`check: ${c}\n`);
+      // the engine stops by itself when the vGPU goes away (display restored, VFIO fd closed)
+      let selfStopped: string | null = null;
+      const engineDone = session.done.then((why) => {
+        selfStopped = why;
+      });
       const removeHandlers = installExitHandlers(() => session.close(), (s) => process.stderr.write(`\n${s}\n`));
       const detach = attachStatus(session.engine, { json: !!opts.json, tty: !!process.stdout.isTTY, out });
+      const published = publishAssignmentState(session.engine, { vgpu: opts.vgpu ?? null, device: session.drm.path }); // for `vgpu-flip debugfs`
       try {
         session.engine.start();
         if (opts.once) {
           await session.engine.waitAssigned(5000);
           await new Promise((r) => setTimeout(r, 100));
         } else if (opts.duration) {
-          await new Promise((r) => setTimeout(r, Number(opts.duration) * 1000));
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([new Promise((r) => (timer = setTimeout(r, Number(opts.duration) * 1000))), engineDone]);
+          clearTimeout(timer);
         } else {
-          await new Promise(() => undefined); // until SIGINT/SIGTERM (handlers restore and exit)
+          await engineDone; // until SIGINT/SIGTERM (handlers restore and exit) or the vGPU goes away
         }
       } catch (e) {
         throw new Error(describeKernelError(e, 'assign'), { cause: e });
@@ -203,11 +223,16 @@ export function registerAssign(program: Command): void {
         stopGuest();
         ownDrm?.close();
         detach();
+        published.close();
         removeHandlers();
       }
       const s = session.engine.stats;
-      if (!session.engine.assignedLayout) process.exitCode = 1;
-      if (opts.json) out(JSON.stringify({ type: 'summary', stats: s, calls: session.engine.counter.snapshot() }) + '\n');
-      else out(`\nsummary: ${s.frames} frames, ${s.commits} commits, ${s.errors} errors\n`);
+      if (!session.engine.assignedLayout || selfStopped !== null) process.exitCode = 1;
+      const drmFb = session.engine.path === 'drm_fb' ? session.engine.drmFbCounters() : null;
+      if (opts.json) out(JSON.stringify({ type: 'summary', stats: s, ...(drmFb ? { drmFb } : {}), calls: session.engine.counter.snapshot(), ...(selfStopped !== null ? { stoppedBecause: selfStopped } : {}) }) + '\n');
+      else {
+        if (selfStopped !== null) out(`\nvgpu-flip: stopped: ${selfStopped}\n`);
+        out(`\nsummary: ${s.frames} frames, ${s.commits} commits, ${s.errors} errors${drmFb ? `\n${session.engine.drmFbStatus()}` : ''}\n`);
+      }
     });
 }
