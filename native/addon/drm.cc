@@ -249,6 +249,49 @@ Napi::Value DrmGetPlane(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// DRM_IOCTL_MODE_GETFB2: what a framebuffer is (for inspect / drm_info's "fb"). The kernel
+// hands a master or root caller new GEM handles for the buffer: they are closed here at once
+// (each distinct one once), so nothing leaks; the result carries no handles.
+Napi::Value DrmGetFb2(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckArgCount(info, 2, "drmGetFb2");
+  int fd = ArgFd(info, 0, "drmGetFb2");
+  uint32_t id = ArgU32(info, 1, "drmGetFb2", "fbId");
+  errno = 0;
+  DrmPtr<drmModeFB2, drmModeFreeFB2> fb(drmModeGetFB2(fd, id));
+  if (!fb) ThrowFd(env, "DRM_IOCTL_MODE_GETFB2", fd, LastErrno(), "framebuffer " + std::to_string(id));
+  for (int i = 0; i < 4; i++) {
+    uint32_t h = fb->handles[i];
+    if (h == 0) continue;
+    bool seen = false;
+    for (int j = 0; j < i; j++) seen = seen || fb->handles[j] == h;
+    if (!seen) {
+      drm_gem_close c{};
+      c.handle = h;
+      Xioctl(fd, DRM_IOCTL_GEM_CLOSE, &c);
+    }
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("id", fb->fb_id);
+  o.Set("width", fb->width);
+  o.Set("height", fb->height);
+  o.Set("format", fb->pixel_format);
+  o.Set("flags", fb->flags);
+  if (fb->flags & DRM_MODE_FB_MODIFIERS)
+    o.Set("modifier", Napi::BigInt::New(env, static_cast<uint64_t>(fb->modifier)));
+  else
+    o.Set("modifier", env.Null());
+  Napi::Array pitches = Napi::Array::New(env);
+  Napi::Array offsets = Napi::Array::New(env);
+  for (uint32_t i = 0; i < 4 && fb->pitches[i] != 0; i++) {
+    pitches.Set(i, fb->pitches[i]);
+    offsets.Set(i, fb->offsets[i]);
+  }
+  o.Set("pitches", pitches);
+  o.Set("offsets", offsets);
+  return o;
+}
+
 // ---- properties and blobs -------------------------------------------------------------
 Napi::Value DrmGetProperties(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -699,14 +742,21 @@ Napi::Value DrmWaitVblank(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0, "drmWaitVblank");
   uint32_t idx = ArgU32(info, 1, "drmWaitVblank", "crtcIndex");
   if (idx > 31) ThrowRange(info.Env(), "drmWaitVblank: crtcIndex must be < 32");
+  // optional third argument: user data of a vblank event to queue for the next vblank
+  // (_DRM_VBLANK_EVENT: the ioctl returns at once, the event is read with drmReadEvents)
+  const bool event = info.Length() > 2 && !info[2].IsUndefined();
+  uint64_t userData = event ? ArgU64(info, 2, "drmWaitVblank", "eventUserData") : 0;
   drm_wait_vblank_t w{};
   uint32_t type = _DRM_VBLANK_RELATIVE;
+  if (event) type |= _DRM_VBLANK_EVENT;
   if (idx == 1) type |= _DRM_VBLANK_SECONDARY;
   else if (idx > 1) type |= (idx << _DRM_VBLANK_HIGH_CRTC_SHIFT) & _DRM_VBLANK_HIGH_CRTC_MASK;
   w.request.type = static_cast<drm_vblank_seq_type>(type);
-  w.request.sequence = 0;
+  w.request.sequence = event ? 1 : 0;
+  w.request.signal = static_cast<unsigned long>(userData);
   if (Xioctl(fd, DRM_IOCTL_WAIT_VBLANK, &w) != 0)
-    ThrowFd(info.Env(), "DRM_IOCTL_WAIT_VBLANK", fd, errno, "crtc index " + std::to_string(idx));
+    ThrowFd(info.Env(), "DRM_IOCTL_WAIT_VBLANK", fd, errno,
+            "crtc index " + std::to_string(idx) + (event ? " (event)" : ""));
   return Napi::Number::New(info.Env(), w.reply.sequence);
 }
 
@@ -725,6 +775,7 @@ void InitDrm(Napi::Env env, Napi::Object exports) {
       {"drmGetCrtc", DrmGetCrtc},
       {"drmGetPlaneResources", DrmGetPlaneResources},
       {"drmGetPlane", DrmGetPlane},
+      {"drmGetFb2", DrmGetFb2},
       {"drmGetProperties", DrmGetProperties},
       {"drmGetPropertyBlob", DrmGetPropertyBlob},
       {"drmCreatePropertyBlob", DrmCreatePropertyBlob},

@@ -487,10 +487,22 @@ static int vsim_get_dmabuf(struct vsim_dev *d, void __user *arg)
 	return ret;
 }
 
+/*
+ * The video memory region carries a capability chain of one VFIO_REGION_INFO_CAP_SPARSE_MMAP
+ * naming the whole region mmap'able (as vfio-pci does for BARs). Following the uapi: when argsz
+ * is too small for the chain, the answer sets VFIO_REGION_INFO_FLAG_CAPS, cap_offset 0 and the
+ * argsz needed; otherwise the chain follows the struct at cap_offset.
+ */
+#define VSIM_VRAM_CAPS_SIZE (sizeof(struct vfio_region_info_cap_sparse_mmap) + \
+			     sizeof(struct vfio_region_sparse_mmap_area))
+
 static int vsim_region_info(struct vsim_dev *d, void __user *arg)
 {
 	const size_t minsz = offsetofend(struct vfio_region_info, offset);
 	struct vfio_region_info info;
+	u64 capbuf[DIV_ROUND_UP(VSIM_VRAM_CAPS_SIZE, sizeof(u64))];
+	struct vfio_region_info_cap_sparse_mmap *sparse = (void *)capbuf;
+	bool with_caps = false;
 
 	if (copy_from_user(&info, arg, minsz))
 		return -EFAULT;
@@ -504,7 +516,15 @@ static int vsim_region_info(struct vsim_dev *d, void __user *arg)
 	case VSIM_VRAM_REGION:
 		info.size = d->vram_size;
 		info.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
-			     VFIO_REGION_INFO_FLAG_MMAP;
+			     VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
+		memset(capbuf, 0, sizeof(capbuf));
+		sparse->header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP;
+		sparse->header.version = 1;
+		sparse->header.next = 0;	/* the last (only) capability */
+		sparse->nr_areas = 1;
+		sparse->areas[0].offset = 0;
+		sparse->areas[0].size = d->vram_size;
+		with_caps = true;
 		break;
 	case VFIO_PCI_CONFIG_REGION_INDEX:
 		info.size = VSIM_CONFIG_SIZE;
@@ -513,6 +533,18 @@ static int vsim_region_info(struct vsim_dev *d, void __user *arg)
 	default:
 		info.size = 0;
 		info.flags = 0;
+	}
+	if (with_caps) {
+		const u32 need = sizeof(info) + VSIM_VRAM_CAPS_SIZE;
+
+		if (info.argsz < need) {
+			info.argsz = need;	/* tell the caller how much room the chain needs */
+		} else {
+			info.cap_offset = sizeof(info);
+			if (copy_to_user(arg + sizeof(info), capbuf, VSIM_VRAM_CAPS_SIZE))
+				return -EFAULT;
+		}
+		return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
 	}
 	return copy_to_user(arg, &info, minsz) ? -EFAULT : 0;
 }

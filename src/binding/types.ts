@@ -65,6 +65,19 @@ export interface DrmPlane {
   formats: number[];
 }
 
+/** DRM_IOCTL_MODE_GETFB2: a framebuffer's description (GEM handles are closed by the addon). */
+export interface DrmFb2 {
+  id: number; width: number; height: number;
+  /** DRM fourcc */
+  format: number;
+  /** DRM_MODE_FB_* flags (MODIFIERS = 2) */
+  flags: number;
+  /** the modifier when flags has DRM_MODE_FB_MODIFIERS, else null */
+  modifier: bigint | null;
+  /** per plane of the buffer (as many as have a pitch) */
+  pitches: number[]; offsets: number[];
+}
+
 export type PropertyKind = 'range' | 'signed_range' | 'enum' | 'bitmask' | 'blob' | 'object';
 
 export interface DrmProperty {
@@ -181,6 +194,8 @@ export interface NativeAddon {
   drmGetCrtc(fd: number, id: number): DrmCrtc;
   drmGetPlaneResources(fd: number): number[];
   drmGetPlane(fd: number, id: number): DrmPlane;
+  /** DRM_IOCTL_MODE_GETFB2 (ENOENT for an unknown id) */
+  drmGetFb2(fd: number, fbId: number): DrmFb2;
   /** objectType: DRM_MODE_OBJECT_* (CRTC 0xcccccccc, CONNECTOR 0xc0c0c0c0, PLANE 0xeeeeeeee, ...) */
   drmGetProperties(fd: number, objectId: number, objectType: number): DrmProperty[];
   /** null if the blob id is 0 or does not exist (ENOENT) */
@@ -211,8 +226,13 @@ export interface NativeAddon {
   drmDropMaster(fd: number): void;
   /** non-blocking read of all pending events on the fd; [] when none */
   drmReadEvents(fd: number): DrmEvent[];
-  /** DRM_IOCTL_WAIT_VBLANK relative 0 for the CRTC index (returns at once), returns the sequence; for tests */
-  drmWaitVblank(fd: number, crtcIndex: number): number;
+  /**
+   * DRM_IOCTL_WAIT_VBLANK relative 0 for the CRTC index (returns at once), returns the sequence.
+   * With eventUserData: queue a vblank event for the next vblank instead (_DRM_VBLANK_EVENT,
+   * returns at once with the target sequence); drmReadEvents then yields a 'vblank' event
+   * carrying that user data. For tests and diagnostics.
+   */
+  drmWaitVblank(fd: number, crtcIndex: number, eventUserData?: bigint): number;
 
   // ---- VFIO -----------------------------------------------------------------------------
   /** legacy group API: container (type1v2 iommu set) + /dev/vfio/<group> + device by name */

@@ -7,6 +7,7 @@ import { DRM_CLIENT_CAP_ASPECT_RATIO, DRM_CLIENT_CAP_STEREO_3D } from '../bindin
 import { isKernelError } from '../binding/errors.js';
 import { DrmDevice } from '../kms/device.js';
 import type { KmsSnapshot } from '../kms/types.js';
+import type { DrmFb2 } from '../binding/types.js';
 import { VfioDevice, VfioGroupBusyError } from '../vfio/device.js';
 import { discoverVgpus, listMdevParents } from '../vfio/sysfs.js';
 import type { JsonLike } from '../util/json.js';
@@ -34,6 +35,8 @@ export interface DrmDeviceReport {
   device?: JsonLike;
   /** contents of some blob properties (WRITEBACK_PIXEL_FORMATS, PATH), by blob id */
   blobs?: Record<number, Buffer | null>;
+  /** GETFB2 of the framebuffers planes show (drm_info's plane "fb"), by fb id; null when unreadable */
+  fbs?: Record<number, DrmFb2 | null>;
   error?: ErrorEntry;
 }
 
@@ -146,7 +149,16 @@ export function inspectDrmDevice(devPath: string): DrmDeviceReport {
         }
       }
     }
-    return { path: devPath, snapshot, clientCaps, blobs, device: drmDeviceSysfsInfo(devPath) };
+    const fbs: Record<number, DrmFb2 | null> = {};
+    for (const p of snapshot.planes) {
+      if (p.fbId === 0 || p.fbId in fbs) continue;
+      try {
+        fbs[p.fbId] = native.drmGetFb2(dev.fd, p.fbId);
+      } catch {
+        fbs[p.fbId] = null; // gone meanwhile, or a kernel without GETFB2
+      }
+    }
+    return { path: devPath, snapshot, clientCaps, blobs, fbs, device: drmDeviceSysfsInfo(devPath) };
   } catch (e) {
     return { path: devPath, error: errorEntry(e, devPath) };
   } finally {

@@ -72,7 +72,14 @@ export function drmDeviceSysfsInfo(devPath: string, sysRoot = '/sys'): JsonLike 
       try {
         compatible = readFileSync(path.join(devDir, 'of_node', 'compatible'), 'latin1').split('\0').filter(Boolean);
       } catch {
-        /* not a device-tree device (e.g. vkms) */
+        // not a device-tree device (e.g. vkms): libdrm (and so drm_info) then names it by its
+        // modalias without the "platform:" prefix
+        try {
+          const alias = readFileSync(path.join(devDir, 'modalias'), 'latin1').trim();
+          if (alias.startsWith('platform:')) compatible = [alias.slice('platform:'.length)];
+        } catch {
+          /* no modalias either */
+        }
       }
       return { available_nodes: nodes, bus_type: 2, device_data: { compatible }, bus_data: { fullname: real } };
     }

@@ -1,13 +1,15 @@
 // `vgpu-flip inspect --json`: DRM devices in drm_info's `-j` layout (top-level object keyed by
 // device path; "driver" with "client_caps"/"caps", "fb_size", "connectors", "encoders", "crtcs",
 // "planes", properties with id/flags/type/atomic/immutable/raw_value/spec/value/data, IN_FORMATS
-// data as [{modifier, formats}]), so drm_info scripts keep working; u64 values are exact integer
+// data as [{modifier, formats}], plane "fb" / FB_ID data from GETFB2 as {id, width, height,
+// format, modifier, planes: [{offset, pitch}]}), so drm_info scripts keep working (checked
+// key by key against drm_info 2.4.0 -j on vkms); u64 values are exact integer
 // literals as in drm_info. vgpu-flip adds a few keys drm_info does not have ("name" on
 // connectors, "index" on CRTCs, "plane_type" on planes), an "error" object for a device that
 // could not be inspected, and a top-level "vgpus" object.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import type { ModeInfo } from '../binding/types.js';
+import type { DrmFb2, ModeInfo } from '../binding/types.js';
 import {
   DRM_MODE_PROP_BITMASK,
   DRM_MODE_PROP_BLOB,
@@ -24,6 +26,15 @@ import { stringifyJson } from '../util/json.js';
 import type { DrmDeviceReport, ErrorEntry, InspectReport, VgpuReport } from './collect.js';
 
 type Obj = { [k: string]: JsonLike };
+
+/** drm_info's framebuffer object (plane "fb", FB_ID data); just the id when GETFB2 gave nothing. */
+export function fbJson(id: number, fb: DrmFb2 | null | undefined): Obj {
+  if (!fb) return { id };
+  const o: Obj = { id, width: fb.width, height: fb.height, format: fb.format };
+  if (fb.modifier !== null) o['modifier'] = fb.modifier;
+  o['planes'] = fb.pitches.map((pitch, i) => ({ offset: fb.offsets[i] ?? 0, pitch }));
+  return o;
+}
 
 export function modeJson(m: ModeInfo): Obj {
   return {
@@ -60,6 +71,7 @@ export function inFormatsJson(plane: PlaneSnapshot): JsonLike {
 
 export interface PropertyJsonContext {
   blobs?: Record<number, Buffer | null>;
+  fbs?: Record<number, DrmFb2 | null>;
   mode?: ModeInfo | null;
   plane?: PlaneSnapshot;
 }
@@ -103,7 +115,7 @@ export function propertyJson(p: PropertySnapshot, ctx: PropertyJsonContext = {})
     case DRM_MODE_PROP_OBJECT:
       spec = p.objectType ?? null;
       value = raw;
-      if (p.name === 'FB_ID' && raw !== 0n) data = { id: raw };
+      if (p.name === 'FB_ID' && raw !== 0n) data = ctx.fbs ? fbJson(Number(raw), ctx.fbs[Number(raw)]) : { id: raw };
       break;
     case DRM_MODE_PROP_BLOB:
       data = blobData(p, ctx);
@@ -207,9 +219,9 @@ export function drmDeviceJson(r: DrmDeviceReport, kernel: JsonLike = kernelJson(
       x: p.src.x >> 16,
       y: p.src.y >> 16,
       gamma_size: p.gammaSize,
-      fb: p.fbId ? { id: p.fbId } : null,
+      fb: p.fbId ? fbJson(p.fbId, r.fbs?.[p.fbId]) : null,
       formats: [...p.formats],
-      properties: propertiesJson(p.properties, { blobs, plane: p }),
+      properties: propertiesJson(p.properties, { blobs, plane: p, ...(r.fbs ? { fbs: r.fbs } : {}) }),
     })),
   };
 }

@@ -1,4 +1,5 @@
 // `vgpu-flip inspect` default output: readable tables per DRM device, then the vGPUs.
+import type { DrmFb2 } from '../binding/types.js';
 import type { KmsSnapshot, PlaneSnapshot } from '../kms/types.js';
 import { modeSummary } from '../kms/mode.js';
 import { formatName, modifierName } from '../util/format.js';
@@ -8,6 +9,17 @@ import type { DrmDeviceReport, ErrorEntry, InspectReport, MdevParent, VgpuReport
 export interface TextOptions {
   /** list every format and modifier instead of a summary */
   verbose?: boolean;
+  /** GETFB2 of the planes' framebuffers (from the inspect report): FB shows size and format */
+  fbs?: Record<number, DrmFb2 | null>;
+}
+
+/** "60 1024x768 XR24" (+ the modifier when not linear), or just the id. */
+function fbCell(id: number, fbs?: Record<number, DrmFb2 | null>): string | number {
+  if (!id) return '-';
+  const f = fbs?.[id];
+  if (!f) return id;
+  const mod = f.modifier !== null && f.modifier !== 0n ? ` ${modifierName(f.modifier)}` : '';
+  return `${id} ${f.width}x${f.height} ${formatName(f.format)}${mod}`;
 }
 
 function errorLine(e: ErrorEntry): string {
@@ -75,7 +87,7 @@ export function renderSnapshotText(s: KmsSnapshot, opts: TextOptions = {}): stri
         const f = planeFormatsSummary(p, false);
         const z = p.zpos ? `${p.zpos.value}${p.zpos.immutable ? '' : ` (${p.zpos.min}..${p.zpos.max})`}` : '-';
         const pos = p.fbId ? `${p.crtc.w}x${p.crtc.h}+${p.crtc.x}+${p.crtc.y}` : '-';
-        return [p.id, p.type, p.possibleCrtcIds.join(',') || '-', z, p.fbId || '-', crtcName(p.crtcId), pos, f.formats, f.modifiers];
+        return [p.id, p.type, p.possibleCrtcIds.join(',') || '-', z, fbCell(p.fbId, opts.fbs), crtcName(p.crtcId), pos, f.formats, f.modifiers];
       }),
       { indent: 4, alignRight: [0] },
     ),
@@ -87,7 +99,7 @@ export function renderSnapshotText(s: KmsSnapshot, opts: TextOptions = {}): stri
 }
 
 export function renderDrmReport(r: DrmDeviceReport, opts: TextOptions = {}): string {
-  if (r.snapshot) return renderSnapshotText(r.snapshot, opts);
+  if (r.snapshot) return renderSnapshotText(r.snapshot, r.fbs ? { ...opts, fbs: r.fbs } : opts);
   return `${r.path}: ${errorLine(r.error!)}\n`;
 }
 

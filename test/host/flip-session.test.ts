@@ -41,7 +41,7 @@ describe('bench table', () => {
   it('prints both paths side by side with per-kind ioctls', () => {
     const r = (p: 'dmabuf' | 'region', bytes: number): BenchResult => ({
       path: p, guest: 'x', frames: 100, seconds: 1.7, fps: 58.8, ioctlsPerFrame: 2,
-      callsPerFrame: { vfioQueryGfxPlane: 1, drmAtomicCommit: 1, ...(p === 'region' ? { mmap: 0.01 } : {}) },
+      callsPerFrame: { vfioQueryGfxPlane: 1, drmAtomicCommit: 1, ...(p === 'region' ? { mmap: 0.01 } : {}) }, commitsPerFrame: 1,
       bytesCopiedPerFrame: bytes, cpuUsPerFrame: 350, flipLatencyVblanks: { avg: 1, max: 1 }, guestToScreenVblanks: { avg: 1.5, max: 2 }, imports: 3, errors: 0,
     });
     const t = formatTable([r('dmabuf', 0), r('region', 1920000)]);
@@ -49,6 +49,11 @@ describe('bench table', () => {
     expect(t).toMatch(/ {2}vfioQueryGfxPlane\s+1\.00\s+1\.00/);
     expect(t).toMatch(/ {2}mmap \(syscall\)\s+0\.00\s+0\.01/);
     expect(t).toMatch(/bytes copied per frame\s+0\s+1920000/);
+    // a DRM_FB column that could not run says so, with the reason
+    const u = formatTable([{ path: 'drm_fb', unavailable: 'not bound to a host card' }, r('dmabuf', 0)]);
+    expect(u).toMatch(/DRM_FB \(kernel flips\)\s+DMABUF \(zero copy\)/);
+    expect(u).toMatch(/bytes copied per frame\s+unavailable\s+0/);
+    expect(u).toMatch(/DRM_FB \(kernel flips\): unavailable: not bound to a host card/);
   });
 });
 

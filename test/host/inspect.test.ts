@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { DRM_FORMAT_XRGB8888 } from '../../src/binding/constants.js';
 import { readSnapshot } from '../../src/kms/snapshot.js';
 import { collectInspect, inspectDrmDevice, inspectExitCode, type InspectReport } from '../../src/inspect/collect.js';
-import { drmDeviceJson, inspectJson, inspectJsonText } from '../../src/inspect/json.js';
-import { renderInspectText, renderSnapshotText } from '../../src/inspect/text.js';
+import { drmDeviceJson, fbJson, inspectJson, inspectJsonText } from '../../src/inspect/json.js';
+import { renderDrmReport, renderInspectText, renderSnapshotText } from '../../src/inspect/text.js';
 import { renderTable } from '../../src/util/table.js';
 import { stringifyJson } from '../../src/util/json.js';
 import { modifierName } from '../../src/util/format.js';
@@ -188,5 +188,34 @@ describe('drm_info "device" object from sysfs', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('drm_info "fb" object', () => {
+  // drm_info 2.4.0 -j on vkms in the rig (fbcon's framebuffer on the primary plane), 2026-11-23
+  const drmInfoFb = { id: 60, width: 1024, height: 768, format: 875713112, modifier: 0, planes: [{ offset: 0, pitch: 4096 }] };
+
+  it('renders GETFB2 like drm_info (modifier only with DRM_MODE_FB_MODIFIERS)', () => {
+    const fb = { id: 60, width: 1024, height: 768, format: DRM_FORMAT_XRGB8888, flags: 2, modifier: 0n, pitches: [4096], offsets: [0] };
+    expect(JSON.parse(stringifyJson(fbJson(60, fb)))).toEqual(drmInfoFb);
+    const legacy = { ...fb, flags: 0, modifier: null };
+    expect(fbJson(60, legacy)).toEqual({ id: 60, width: 1024, height: 768, format: DRM_FORMAT_XRGB8888, planes: [{ offset: 0, pitch: 4096 }] });
+    // unreadable (GETFB2 failed): just the id
+    expect(fbJson(61, null)).toEqual({ id: 61 });
+  });
+});
+
+describe('inspect tables: the framebuffer a plane shows', () => {
+  it('FB shows id, size and format (and a non-linear modifier) when GETFB2 answered', () => {
+    const s = snap;
+    const primary = s.planes.find((p) => p.type === 'primary')!;
+    const withFb = { ...s, planes: s.planes.map((p) => (p.id === primary.id ? { ...p, fbId: 77 } : p)) };
+    const fb = { id: 77, width: 1024, height: 768, format: DRM_FORMAT_XRGB8888, flags: 2, modifier: 0n, pitches: [4096], offsets: [0] };
+    const text = renderDrmReport({ path: '/dev/dri/card0', snapshot: withFb, fbs: { 77: fb } });
+    expect(text).toMatch(/ 77 1024x768 XR24 /);
+    const tiled = renderDrmReport({ path: '/dev/dri/card0', snapshot: withFb, fbs: { 77: { ...fb, modifier: 0x0100000000000001n } } });
+    expect(tiled).toMatch(/ 77 1024x768 XR24 I915_X_TILED/);
+    // without GETFB2 data: the id alone, as before
+    expect(renderDrmReport({ path: '/dev/dri/card0', snapshot: withFb })).toMatch(/primary +\S+ +\S+ +77 /);
   });
 });

@@ -10,16 +10,18 @@ import { compareRegion } from '../../src/capture/writeback.js';
 import { cursorPixel, drawCursor, drawPattern, patternPixel, solid } from '../../src/flip/pattern.js';
 import { openSimGuest, type SimGuestDriver } from '../../src/bench/sim-guest.js';
 import { findVkmsCard } from './kms-helpers.js';
-import { debugfsFile, leakSnapshot, sleep, waitFor } from './flip-helpers.js';
+import { debugfsFile, displayState, leakSnapshot, sleep, waitFor, lightCrtcIfDark } from './flip-helpers.js';
 
 let card = '';
 let dev: DrmDevice;
+let unlight: () => void = () => undefined;
 let sim: SimGuestDriver;
 const engines: FlipEngine[] = [];
 
 beforeAll(async () => {
   card = findVkmsCard();
   dev = DrmDevice.open(card, { writeback: true });
+  unlight = lightCrtcIfDark(dev); // --no-fbdev: the CRTC starts dark
   sim = await openSimGuest();
 });
 
@@ -34,7 +36,11 @@ afterEach(async () => {
 
 afterAll(() => {
   sim?.close();
-  dev?.close();
+  try {
+    unlight();
+  } finally {
+    dev?.close();
+  }
 });
 
 function engine(o: Partial<ConstructorParameters<typeof FlipEngine>[0]> = {}): FlipEngine {
@@ -126,7 +132,7 @@ describe('vgpu-sim through VFIO onto vkms planes', () => {
   });
 
   it('guest resolution change, reset and never-ready: keeps running, reports, recovers; display restored on exit', async () => {
-    const stateBefore = debugfsFile(card, 'state');
+    const stateBefore = displayState(card);
     const e = engine({ planes: [{ kind: 'primary', placement: { kind: 'center' } }], notReady: 'blank' });
     const events: string[] = [];
     e.on('not-ready', (x) => events.push(`not-ready:${x.action}`));
@@ -160,7 +166,7 @@ describe('vgpu-sim through VFIO onto vkms planes', () => {
     ({ W, H } = modeSize());
     expect(compareRegion(f, (W - 320) >> 1, (H - 200) >> 1, 320, 200, () => 0xcc00cc).mismatches).toBe(0);
     await e.stop();
-    expect(debugfsFile(card, 'state')).toBe(stateBefore);
+    expect(displayState(card)).toBe(stateBefore);
   });
 
   it('every fault injection: query errors, dma-buf export errors, new ids every query, not-ready; recovers', async () => {

@@ -5,7 +5,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DRM_FORMAT_XRGB8888 } from '../../src/binding/constants.js';
+import { DRM_FORMAT_XRGB8888, DRM_MODE_ATOMIC_ALLOW_MODESET } from '../../src/binding/constants.js';
+import { native } from '../../src/binding/index.js';
+import { DrmDevice } from '../../src/kms/device.js';
+import { preferredMode } from '../../src/kms/mode.js';
+import { captureState, restoreState } from '../../src/kms/state.js';
 import { collectInspect } from '../../src/inspect/collect.js';
 import { renderInspectText } from '../../src/inspect/text.js';
 import { VfioDevice, VfioGroupBusyError } from '../../src/vfio/device.js';
@@ -83,8 +87,8 @@ describe('inspect on vkms', () => {
     expect(r.status).toBe(0);
     expect(r.stderr).toBe('');
     const j = JSON.parse(r.stdout);
-    expect(j['/dev/dri/card97'].error).toMatchObject({ op: 'open', code: 'ENOENT' });
-    expect(j['/dev/null'].error).toMatchObject({ op: 'DRM_IOCTL_VERSION', code: 'ENOTTY', message: expect.stringMatching(/not a DRM device/) });
+    expect(j['/dev/dri/card97'].error).toMatchObject({ op: 'open', path: '/dev/dri/card97', code: 'ENOENT', errno: 2, message: expect.stringMatching(/open on \/dev\/dri\/card97: ENOENT/) });
+    expect(j['/dev/null'].error).toMatchObject({ op: 'DRM_IOCTL_VERSION', path: '/dev/null', code: 'ENOTTY', errno: 25, message: expect.stringMatching(/not a DRM device/) });
     checkVkmsJson(j[card]);
     const t = cli('inspect', '--device', '/dev/dri/card97', '/dev/null');
     expect(t.stdout).toMatch(/\/dev\/dri\/card97: error: .*ENOENT/);
@@ -143,5 +147,67 @@ describe('inspect with a busy vGPU', () => {
     const t = cli('inspect', '--device', card);
     expect(t.stdout).toMatch(new RegExp(`${uuid}.*${SIM_TYPE}.*${process.pid}`));
     expect(t.stdout).toMatch(/EBUSY/);
+  });
+});
+
+// ---- the framebuffer a plane shows (drm_info's plane "fb" and FB_ID data, from GETFB2) ---------
+
+describe('inspect shows what framebuffer a plane scans out', () => {
+  it('plane "fb" and FB_ID data carry width, height, format, modifier and planes, like drm_info', () => {
+    const dev = DrmDevice.open(card);
+    const saved = captureState(dev.snapshot());
+    const s = dev.currentSnapshot();
+    const crtc = s.crtcs[0]!;
+    const conn = s.connectors.find((c) => c.name === 'Virtual-1')!;
+    const primary = s.planes.find((p) => p.type === 'primary')!;
+    const mode = preferredMode(conn.modes)!;
+    const fb = dev.createDumbFramebuffer(mode.hdisplay, mode.vdisplay, DRM_FORMAT_XRGB8888);
+    const blob = dev.createModeBlob(mode);
+    try {
+      dev.atomic()
+        .set(conn.id, 'CRTC_ID', crtc.id).set(crtc.id, 'ACTIVE', 1).set(crtc.id, 'MODE_ID', blob.id)
+        .set(primary.id, 'FB_ID', fb.fbId).set(primary.id, 'CRTC_ID', crtc.id)
+        .set(primary.id, 'SRC_X', 0).set(primary.id, 'SRC_Y', 0)
+        .set(primary.id, 'SRC_W', mode.hdisplay << 16).set(primary.id, 'SRC_H', mode.vdisplay << 16)
+        .set(primary.id, 'CRTC_X', 0).set(primary.id, 'CRTC_Y', 0)
+        .set(primary.id, 'CRTC_W', mode.hdisplay).set(primary.id, 'CRTC_H', mode.vdisplay)
+        .commit(DRM_MODE_ATOMIC_ALLOW_MODESET);
+
+      // the addon: GETFB2 describes it and leaves no GEM handle behind on a fresh fd
+      const other = native.drmOpen(card);
+      try {
+        const f = native.drmGetFb2(other, fb.fbId);
+        expect(f).toMatchObject({ id: fb.fbId, width: mode.hdisplay, height: mode.vdisplay, format: DRM_FORMAT_XRGB8888 });
+        expect(f.pitches).toHaveLength(1);
+        expect(f.pitches[0]).toBeGreaterThanOrEqual(mode.hdisplay * 4);
+        expect(f.offsets).toEqual([0]);
+        expect(() => native.drmGemClose(other, 1)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+        expect(() => native.drmGetFb2(other, 0x7ffffff0)).toThrow(expect.objectContaining({ op: 'DRM_IOCTL_MODE_GETFB2', code: 'ENOENT', path: card }));
+      } finally {
+        native.close(other);
+      }
+
+      // the CLI (another process) shows it in drm_info's layout
+      const r = cli('inspect', '--json', '--device', card, '--no-probe');
+      expect(r.status).toBe(0);
+      const j = JSON.parse(r.stdout)[card];
+      const p = j.planes.find((x: Any) => x.id === primary.id);
+      expect(p.fb_id).toBe(fb.fbId);
+      expect(p.fb).toMatchObject({ id: fb.fbId, width: mode.hdisplay, height: mode.vdisplay, format: DRM_FORMAT_XRGB8888, planes: [{ offset: 0, pitch: expect.any(Number) }] });
+      if ('modifier' in p.fb) expect(p.fb.modifier).toBe(0);
+      expect(p.properties.FB_ID.data).toEqual(p.fb);
+      // planes without a framebuffer: null, as drm_info
+      expect(j.planes.filter((x: Any) => x.fb_id === 0).every((x: Any) => x.fb === null && x.properties.FB_ID.data === null)).toBe(true);
+      // the table names it too
+      const t = cli('inspect', '--device', card, '--no-probe');
+      expect(t.stdout).toMatch(new RegExp(`\\n +${primary.id} +primary +\\S+ +\\S+ +${fb.fbId} ${mode.hdisplay}x${mode.vdisplay} XR24 `));
+      // the platform device is named as libdrm names it
+      expect(j.device).toMatchObject({ bus_type: 2, device_data: { compatible: ['vkms'] } });
+    } finally {
+      restoreState(dev, saved);
+      blob.destroy();
+      fb.destroy();
+      dev.close();
+    }
   });
 });

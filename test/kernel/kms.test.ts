@@ -10,6 +10,7 @@ import {
   DRM_FORMAT_XRGB8888,
   DRM_MODE_ATOMIC_ALLOW_MODESET,
   DRM_MODE_ATOMIC_NONBLOCK,
+  DRM_MODE_PAGE_FLIP_EVENT,
   DRM_CLOEXEC,
   DRM_RDWR,
 } from '../../src/binding/constants.js';
@@ -20,6 +21,7 @@ import { planeSupports } from '../../src/kms/snapshot.js';
 import { snapshotFromJson, snapshotToJsonText } from '../../src/kms/snapshot-json.js';
 import { captureState, restoreState } from '../../src/kms/state.js';
 import type { KmsSnapshot, SavedKmsState } from '../../src/kms/types.js';
+import type { DrmEvent } from '../../src/binding/types.js';
 import { findVkmsCard, readDebugfsState } from './kms-helpers.js';
 
 /** VGPU_FLIP_RECORD_FIXTURES=<writable dir>: write recorded snapshots there (for test/fixtures/). */
@@ -278,5 +280,98 @@ describe('framebuffers', () => {
       importer.close();
       exporter.close();
     }
+  });
+});
+
+describe('master and events', () => {
+  it('set/drop master moves the right to commit between two fds', () => {
+    const other = DrmDevice.open(card);
+    try {
+      // `dev` opened first in this process and is master: the other fd cannot become master
+      expect(() => other.setMaster()).toThrow(expect.objectContaining({ op: 'DRM_IOCTL_SET_MASTER', code: 'EBUSY', path: card }));
+      // and a non-master cannot commit, not even TEST_ONLY
+      expect(other.atomic().testOnly()).toMatchObject({ ok: false, code: 'EACCES' });
+      expect(dev.atomic().testOnly()).toEqual({ ok: true });
+      dev.dropMaster();
+      other.setMaster();
+      expect(other.atomic().testOnly()).toEqual({ ok: true });
+      expect(dev.atomic().testOnly()).toMatchObject({ ok: false, code: 'EACCES' });
+      other.dropMaster();
+    } finally {
+      other.close();
+      dev.setMaster();
+    }
+    expect(dev.atomic().testOnly()).toEqual({ ok: true });
+  });
+
+  it('the uv_poll poller wakes the loop for a flip event with sequence, time, CRTC and user data', async () => {
+    const s = dev.snapshot();
+    const crtc = s.crtcs[0]!;
+    const conn = s.connectors.find((c) => c.name === 'Virtual-1')!;
+    const primary = s.planes.find((p) => p.type === 'primary')!;
+    const mode = preferredMode(conn.modes)!;
+    const fb1 = dev.createDumbFramebuffer(mode.hdisplay, mode.vdisplay);
+    const fb2 = dev.createDumbFramebuffer(mode.hdisplay, mode.vdisplay);
+    const blob = dev.createModeBlob(mode);
+    let poller: { stop(): void } | null = null;
+    try {
+      dev.atomic()
+        .set(conn.id, 'CRTC_ID', crtc.id).set(crtc.id, 'ACTIVE', 1).set(crtc.id, 'MODE_ID', blob.id)
+        .set(primary.id, 'FB_ID', fb1.fbId).set(primary.id, 'CRTC_ID', crtc.id)
+        .set(primary.id, 'SRC_X', 0).set(primary.id, 'SRC_Y', 0)
+        .set(primary.id, 'SRC_W', mode.hdisplay << 16).set(primary.id, 'SRC_H', mode.vdisplay << 16)
+        .set(primary.id, 'CRTC_X', 0).set(primary.id, 'CRTC_Y', 0)
+        .set(primary.id, 'CRTC_W', mode.hdisplay).set(primary.id, 'CRTC_H', mode.vdisplay)
+        .commit(DRM_MODE_ATOMIC_ALLOW_MODESET);
+      expect(native.drmReadEvents(dev.fd)).toEqual([]); // non-blocking: nothing pending
+      expect(native.pollWait(dev.fd, 0)).toBe(false);
+      const vblank = native.drmWaitVblank(dev.fd, 0);
+      expect(Number.isInteger(vblank)).toBe(true);
+
+      let wakeups = 0;
+      const got = new Promise<DrmEvent[]>((resolve) => {
+        poller = native.pollReadable(dev.fd, () => {
+          wakeups++;
+          const evs = native.drmReadEvents(dev.fd);
+          if (evs.length) resolve(evs);
+        });
+      });
+      // one poller per fd
+      expect(() => native.pollReadable(dev.fd, () => undefined)).toThrow(expect.objectContaining({ code: 'EBUSY' }));
+      const userData = 0xfeedc0de12345n;
+      const fbProp = primary.properties['FB_ID']!.id;
+      const t0 = performance.now();
+      native.drmAtomicCommit(dev.fd, [[primary.id, fbProp, fb2.fbId]], DRM_MODE_ATOMIC_NONBLOCK | DRM_MODE_PAGE_FLIP_EVENT, userData);
+      const evs = await Promise.race([got, new Promise<never>((_r, rej) => setTimeout(() => rej(new Error('no flip event within 5 s')), 5000))]);
+      expect(wakeups).toBeGreaterThanOrEqual(1);
+      expect(performance.now() - t0).toBeLessThan(5000);
+      expect(evs).toHaveLength(1);
+      const ev = evs[0]!;
+      expect(ev).toMatchObject({ type: 'flip', userData, crtcId: crtc.id });
+      expect(ev.sequence).toBeGreaterThanOrEqual(vblank);
+      expect(ev.timeUs).toBeGreaterThan(0);
+      poller!.stop();
+      poller!.stop(); // idempotent
+      poller = null;
+      // after stop() a new poller may watch the fd again
+      const again = native.pollReadable(dev.fd, () => undefined);
+      again.stop();
+
+      // a vblank event (DRM_IOCTL_WAIT_VBLANK with _DRM_VBLANK_EVENT) with its own user data
+      const target = native.drmWaitVblank(dev.fd, 0, 0xabcdef0123n);
+      expect(native.pollWait(dev.fd, 3000)).toBe(true);
+      const vb = native.drmReadEvents(dev.fd);
+      expect(vb).toHaveLength(1);
+      expect(vb[0]).toMatchObject({ type: 'vblank', userData: 0xabcdef0123n, crtcId: crtc.id });
+      expect(vb[0]!.sequence).toBeGreaterThanOrEqual(target);
+      expect(vb[0]!.timeUs).toBeGreaterThanOrEqual(ev.timeUs);
+    } finally {
+      (poller as { stop(): void } | null)?.stop();
+      restoreState(dev, saved);
+      blob.destroy();
+      fb1.destroy();
+      fb2.destroy();
+    }
+    expect(dev.liveFramebuffers()).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@
 // queries, dma-buf export, fd duplication with pidfd_getfd, adoption, and closing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/binding/index.js';
+import { isKernelError } from '../../src/binding/errors.js';
 import { VfioDevice } from '../../src/vfio/device.js';
 import { discoverVgpus, readVgpu } from '../../src/vfio/sysfs.js';
 import { SIM_TYPE, createMdev, removeMdev } from './vfio-helpers.js';
@@ -103,5 +104,84 @@ describe('VfioDevice', () => {
     dev!.close(); // idempotent
     dev = VfioDevice.open(uuid);
     expect(dev.closed).toBe(false);
+  });
+});
+
+describe('regions, mappings and typed errors', () => {
+  const VFIO_PCI_BAR0_REGION_INDEX = 0;
+  const VFIO_PCI_CONFIG_REGION_INDEX = 7;
+  const VFIO_REGION_INFO_FLAG_READ = 1 << 0;
+  const VFIO_REGION_INFO_FLAG_WRITE = 1 << 1;
+  const VFIO_REGION_INFO_FLAG_MMAP = 1 << 2;
+  const VFIO_REGION_INFO_FLAG_CAPS = 1 << 3;
+  const VFIO_REGION_INFO_CAP_SPARSE_MMAP = 1;
+
+  it('region info walks the capability chain (argsz grown as the kernel asks)', () => {
+    const ri = dev!.regionInfo(VFIO_PCI_BAR0_REGION_INDEX);
+    expect(ri.index).toBe(VFIO_PCI_BAR0_REGION_INDEX);
+    expect(ri.size).toBeGreaterThan(0n);
+    const want = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
+    expect(ri.flags & want).toBe(want);
+    // vgpu_sim: one VFIO_REGION_INFO_CAP_SPARSE_MMAP naming the whole video memory mmap'able
+    expect(ri.caps.map((c) => ({ id: c.id, version: c.version }))).toEqual([{ id: VFIO_REGION_INFO_CAP_SPARSE_MMAP, version: 1 }]);
+    const cap = ri.caps[0]!.data;
+    // struct vfio_info_cap_header (id u16, version u16, next u32), nr_areas u32, reserved u32, areas[]
+    expect(cap.readUInt16LE(0)).toBe(VFIO_REGION_INFO_CAP_SPARSE_MMAP);
+    expect(cap.readUInt32LE(4)).toBe(0); // the last capability of the chain
+    expect(cap.readUInt32LE(8)).toBe(1);
+    expect(cap.length).toBe(16 + 16);
+    expect(cap.readBigUInt64LE(16)).toBe(0n);
+    expect(cap.readBigUInt64LE(24)).toBe(ri.size);
+
+    const cfg = dev!.regionInfo(VFIO_PCI_CONFIG_REGION_INDEX);
+    expect(cfg).toMatchObject({ index: VFIO_PCI_CONFIG_REGION_INDEX, size: 256n, caps: [] });
+    expect(cfg.flags & VFIO_REGION_INFO_FLAG_CAPS).toBe(0);
+    expect(cfg.offset).not.toBe(ri.offset);
+  });
+
+  it('a failing call is a typed error with op, device label, errno name and message', () => {
+    let err: unknown;
+    try {
+      dev!.regionInfo(99);
+    } catch (e) {
+      err = e;
+    }
+    expect(isKernelError(err)).toBe(true);
+    expect(err).toMatchObject({ op: 'VFIO_DEVICE_GET_REGION_INFO', path: `vfio-device ${uuid}`, code: 'EINVAL', errno: 22 });
+    expect((err as Error).message).toMatch(new RegExp(`VFIO_DEVICE_GET_REGION_INFO on vfio-device ${uuid}: EINVAL \\(Invalid argument\\).*region 99`));
+    // a mapping past the end of the region: the mmap error names the fd label and the range
+    const ri = dev!.regionInfo(VFIO_PCI_BAR0_REGION_INDEX);
+    expect(() => native.mmap(dev!.fd, ri.offset + ri.size, 4096, false)).toThrow(
+      expect.objectContaining({ op: 'mmap', path: `vfio-device ${uuid}`, code: expect.stringMatching(/^E[A-Z]+$/) }),
+    );
+  });
+
+  it('region reads and writes are bounded by the region (never past it)', () => {
+    const ri = dev!.regionInfo(VFIO_PCI_BAR0_REGION_INDEX);
+    // a read straddling the end returns only what is inside; past the end: nothing
+    expect(native.pread(dev!.fd, ri.offset + ri.size - 2n, 16).length).toBe(2);
+    expect(native.pread(dev!.fd, ri.offset + ri.size, 16).length).toBe(0);
+    expect(native.pwrite(dev!.fd, ri.offset + ri.size - 2n, Buffer.alloc(16, 0xaa))).toBe(2);
+    // the config region (256 bytes) likewise; a region index without a region: EINVAL
+    const cfg = dev!.regionInfo(VFIO_PCI_CONFIG_REGION_INDEX);
+    expect(native.pread(dev!.fd, cfg.offset, 4096).length).toBe(256);
+    expect(native.pread(dev!.fd, cfg.offset, 4).readUInt16LE(0)).toBe(0x1b36); // vendor id
+    expect(() => native.pread(dev!.fd, 5n << 40n, 4)).toThrow(expect.objectContaining({ code: 'EINVAL', path: `vfio-device ${uuid}` }));
+  });
+
+  it('a region mmap is handed to JS and unmap() detaches the ArrayBuffer before munmap', () => {
+    const ri = dev!.regionInfo(VFIO_PCI_BAR0_REGION_INDEX);
+    const m = native.mmap(dev!.fd, ri.offset, 8192, true);
+    expect(m.length).toBe(8192);
+    const view = new Uint32Array(m.buffer);
+    view[10] = 0x12345678;
+    // read back through pread on the device fd: the same memory
+    expect(native.pread(dev!.fd, ri.offset + 40n, 4).readUInt32LE()).toBe(0x12345678);
+    m.unmap();
+    expect(m.buffer.byteLength).toBe(0);
+    expect(view.length).toBe(0);
+    expect(view[10]).toBeUndefined(); // no fault: the buffer is detached
+    expect(() => new Uint8Array(m.buffer, 0, 1)).toThrow();
+    m.unmap(); // idempotent
   });
 });

@@ -3,7 +3,8 @@
 //   bash test/rig/vm.sh --check-dmesg -- npx vitest run --project kernel test/kernel/vgpu-sim
 // Nothing here skips: a missing module, device or tool fails the test.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { fstatSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/binding/index.js';
@@ -15,7 +16,8 @@ import {
   DRM_FORMAT_XRGB8888,
 } from '../../src/binding/constants.js';
 import { VfioDevice } from '../../src/vfio/device.js';
-import { SimGuest, createSimInstance, listSimTypes, type SimErrno, type SimInstance } from '../../src/vgpu-sim/index.js';
+import { DrmDevice } from '../../src/kms/device.js';
+import { SimGuest, createSimInstance, listSimInstances, listSimTypes, type SimErrno, type SimInstance } from '../../src/vgpu-sim/index.js';
 import { findVkmsCard, readDebugfsState } from './kms-helpers.js';
 import { vkmsOverlayCommit } from './vgpu-sim-kms.js';
 
@@ -90,6 +92,36 @@ describe('vgpu-sim instances', () => {
     dev = VfioDevice.open(inst.uuid);
     expect(groupOf(inst.uuid)).toBe(dev.groupId);
     expect(guest.info().open).toBe(true);
+  });
+});
+
+describe('vgpu-sim instances: the budget', () => {
+  it('available_instances reaches 0 and the kernel then refuses another instance (ENOSPC)', () => {
+    const avail = (n: string): number => listSimTypes().find((t) => t.name === n)!.availableInstances;
+    const small0 = avail('vgpu_sim-small');
+    const large: SimInstance[] = [];
+    try {
+      while (avail('vgpu_sim-large') > 0 && large.length < 8) large.push(createSimInstance('vgpu_sim-large'));
+      expect(large.length).toBeGreaterThanOrEqual(1);
+      expect(avail('vgpu_sim-large')).toBe(0);
+      // each large instance takes 4 small ones' worth of video memory
+      expect(avail('vgpu_sim-small')).toBe(Math.max(0, small0 - 4 * large.length));
+      // creating past the budget through sysfs directly: the kernel says no, nothing is created
+      const before = listSimInstances().length;
+      let code = '';
+      try {
+        writeFileSync('/sys/class/mdev_bus/vgpu_sim/mdev_supported_types/vgpu_sim-large/create', randomUUID());
+      } catch (e) {
+        code = (e as NodeJS.ErrnoException).code ?? String(e);
+      }
+      expect(code).toBe('ENOSPC');
+      expect(listSimInstances()).toHaveLength(before);
+      // the helper refuses up front with a clear message
+      expect(() => createSimInstance('vgpu_sim-large')).toThrow(/no vgpu_sim-large instance available/);
+    } finally {
+      for (const l of large) l.remove();
+    }
+    expect(avail('vgpu_sim-small')).toBe(small0);
   });
 });
 
@@ -310,6 +342,14 @@ describe('fault injection', () => {
     guest.setNewIdsEveryQuery(false);
     const a = dev.queryPlane('primary', 'dmabuf').id;
     expect(dev.queryPlane('primary', 'dmabuf').id).toBe(a);
+    // the cache is freed when the device is closed (and ids start over after reopening)
+    expect(guest.info().cachedBuffers).toBeGreaterThan(0);
+    dev.close();
+    expect(guest.info()).toMatchObject({ open: false, cachedBuffers: 0 });
+    dev = VfioDevice.open(inst!.uuid);
+    expect(guest.info()).toMatchObject({ open: true, cachedBuffers: 0 });
+    expect(dev.queryPlane('primary', 'dmabuf').ready).toBe(true);
+    expect(guest.info().cachedBuffers).toBe(1);
   });
 
   it('reports a plane as not ready on request', () => {
@@ -344,6 +384,41 @@ describe('vkms import', () => {
   });
 });
 
+/** The debugfs dma_buf/bufinfo block of the dma-buf behind fd: its exporter and attached devices. */
+function bufinfoOf(fd: number): { expName: string; attached: string[] } | null {
+  const ino = fstatSync(fd).ino;
+  const lines = readFileSync('/sys/kernel/debug/dma_buf/bufinfo', 'utf8').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const cols = lines[i]!.split('\t');
+    if (cols.length < 7 || !/^\d{8,}$/.test(cols[0]!) || Number(cols[5]) !== ino) continue;
+    const attached: string[] = [];
+    let j = i + 1;
+    while (j < lines.length && !lines[j]!.startsWith('\tAttached Devices:')) j++;
+    for (j++; j < lines.length && lines[j]!.startsWith('\t'); j++) attached.push(lines[j]!.trim());
+    return { expName: cols[4]!, attached };
+  }
+  return null;
+}
+
+describe('dma-buf attachments', () => {
+  it('an import attaches vkms to the exported buffer (attach + map), removing the fb detaches it', () => {
+    guest.setMode('primary', { fourcc: 'XR24', width: W, height: H });
+    const q = dev.queryPlane('primary', 'dmabuf');
+    const fd = dev.getDmabuf(q.id);
+    const kms = DrmDevice.open(findVkmsCard());
+    try {
+      expect(bufinfoOf(fd)).toEqual({ expName: 'vgpu_sim', attached: [] });
+      const fbId = kms.importDmabuf(fd, { width: W, height: H, format: DRM_FORMAT_XRGB8888, modifier: 0n, stride: STRIDE });
+      expect(bufinfoOf(fd)).toEqual({ expName: 'vgpu_sim', attached: ['vkms'] });
+      kms.rmFb(fbId);
+      expect(bufinfoOf(fd)!.attached).toEqual([]);
+    } finally {
+      kms.close();
+      native.close(fd);
+    }
+  });
+});
+
 describe('instance removal while a dma-buf is held', () => {
   it('keeps the buffer readable until released, without a crash or leak', () => {
     const g2 = new SimGuest(inst2!.uuid);
@@ -358,9 +433,15 @@ describe('instance removal while a dma-buf is held', () => {
     } finally {
       d2.close();
     }
+    // every dma-buf pins the module: the reference count shows the buffer being released
+    const refcnt = (): number => Number(readFileSync('/sys/module/vgpu_sim/refcnt', 'utf8'));
+    const held = refcnt();
     const m = native.mmap(fd, 0n, FRAME, false);
     inst2!.remove();
     inst2 = null;
+    const mid = refcnt();
+    expect(mid).toBeGreaterThan(0); // the held dma-buf still pins the module
+    expect(mid).toBeLessThanOrEqual(held);
     expect(readFileSync('/proc/self/maps', 'utf8')).toBeTruthy();
     try {
       expect(Buffer.from(m.buffer, 0, FRAME).equals(pattern(5))).toBe(true);
@@ -368,10 +449,15 @@ describe('instance removal while a dma-buf is held', () => {
       const m2 = native.mmap(fd, 0n, PAGE, false);
       expect(Buffer.from(m2.buffer, 0, 16).equals(pattern(5).subarray(0, 16))).toBe(true);
       m2.unmap();
+      // and it still imports into vkms and survives a real commit (attach, map, vmap) with its instance gone
+      const r = vkmsOverlayCommit(findVkmsCard(), fd, { width: W, height: H, stride: STRIDE, format: DRM_FORMAT_XRGB8888 });
+      expect(r).toMatchObject({ testOnly: 'OK', commit: 'OK' });
+      expect(r.stateOfOverlay).toMatch(/imported=yes/);
     } finally {
       m.unmap();
       native.close(fd);
     }
+    expect(refcnt()).toBeLessThan(mid); // released with its last fd / mapping
     const small = listSimTypes().find((t) => t.name === 'vgpu_sim-small')!;
     expect(small.availableInstances).toBeGreaterThanOrEqual(1);
   });
@@ -385,3 +471,31 @@ describe('kernel log', () => {
   });
 });
 
+
+describe('module README', () => {
+  it('documents every debugfs file of an instance (and nothing that does not exist)', () => {
+    const readme = readFileSync(path.join(REPO, 'native/vgpu-sim/README.md'), 'utf8');
+    const documented = new Set<string>();
+    for (const m of readme.matchAll(/^\| `([^`]+)` \| [rw]+ \|/gm)) {
+      const name = m[1]!;
+      if (name.startsWith('<plane>/')) for (const p of ['primary', 'cursor', 'overlay']) documented.add(`${p}/${name.slice(8)}`);
+      else documented.add(name);
+    }
+    const dir = `/sys/kernel/debug/vgpu_sim/${inst!.uuid}`;
+    const present = new Set<string>();
+    const walk = (rel: string): void => {
+      for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+        const r = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) walk(r);
+        else present.add(r);
+      }
+    };
+    walk('');
+    expect([...present].sort()).toEqual([...documented].sort());
+    // the README's examples use the files it documents
+    expect(readme).toMatch(/### Examples/);
+    for (const f of ['primary/mode', 'vram', 'primary/flip', 'flip_count', 'fault/dmabuf', 'overlay/not_ready', 'reset']) {
+      expect(readme).toContain(`$D/${f}`);
+    }
+  });
+});

@@ -20,6 +20,8 @@
 #   --keep                       never prune this job's folder .vm-out/rig/<job>/ (dmesg.txt,
 #                                status, ...); otherwise the 10 newest finished jobs are kept
 #
+# Output: the command's stdout and stderr both arrive on stdout (one serial console); the rig's
+# own lines ([rig] on the host, [vm] from the guest set-up) go to stderr.
 # Inside the VM: HOME=/tmp (tmpfs), PATH starts with <checkout>/bin and node_modules/.bin,
 # <checkout>/.vm-out is writable (it is the host's folder), VGPU_FLIP_IN_VM=1,
 # VGPU_FLIP_MDEVS="uuid ...", VGPU_FLIP_JOB_DIR=<checkout>/.vm-out/rig/<job>.
@@ -187,8 +189,10 @@ cleanup() {
 }
 trap 'cleanup; say "interrupted"; exit 130' INT TERM
 trap cleanup EXIT
-# the console: drop carriage returns and the kernel's own "Power down" line, stream the rest
-exec {confd}> >(exec sed -u -e 's/\r$//' -e '/^\[ *[0-9.]*\] reboot: Power down$/d')
+# the console: drop carriage returns and the kernel's own "Power down" line; the guest set-up's
+# "[vm] ..." lines go to stderr, so the command's output alone is on stdout (e.g.
+# `npm run -s vm -- vgpu-flip inspect --json | jq`); stream the rest
+exec {confd}> >(exec sed -u -e 's/\r$//' -e '/^\[ *[0-9.]*\] reboot: Power down$/d' -e '/^\[vm\] /{w /dev/stderr' -e 'd;}')
 fpid=$!
 "${QEMU[@]}" </dev/null >&"$confd" 2>&1 &
 qpid=$!
