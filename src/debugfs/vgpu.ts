@@ -9,6 +9,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseStatus, SIM_PLANES, type SimPlane, type SimPlaneStatus } from '../vgpu-sim/index.js';
+import { parseKeyValues as kv } from '../util/kv.js';
 
 export interface SimPlaneDebug {
   plane: SimPlane;
@@ -61,15 +62,6 @@ function readOpt(file: string): string | null {
   } catch {
     return null;
   }
-}
-
-function kv(line: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const tok of line.trim().split(/\s+/)) {
-    const i = tok.indexOf('=');
-    if (i > 0) m.set(tok.slice(0, i), tok.slice(i + 1));
-  }
-  return m;
 }
 
 export interface SimReadOptions {

@@ -1132,16 +1132,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     }
     for (const a of layout.assignments) {
       const fb = fbs.get(a.guest)!;
-      req.set(a.planeId, 'FB_ID', fb);
-      req.set(a.planeId, 'CRTC_ID', layout.crtcId);
-      req.set(a.planeId, 'SRC_X', 0);
-      req.set(a.planeId, 'SRC_Y', 0);
-      req.set(a.planeId, 'SRC_W', a.src.w * 65536);
-      req.set(a.planeId, 'SRC_H', a.src.h * 65536);
-      req.set(a.planeId, 'CRTC_X', a.dst.x);
-      req.set(a.planeId, 'CRTC_Y', a.dst.y);
-      req.set(a.planeId, 'CRTC_W', a.dst.w);
-      req.set(a.planeId, 'CRTC_H', a.dst.h);
+      req.placePlane(a.planeId, layout.crtcId, fb, { w: a.src.w, h: a.src.h }, a.dst);
       if (a.zpos !== undefined) req.setIfPresent(a.planeId, 'zpos', a.zpos);
     }
     return req;

@@ -121,6 +121,29 @@ export class AtomicRequest {
     return true;
   }
 
+  /**
+   * Show framebuffer fbId on plane planeId of CRTC crtcId: the source rectangle src (whole
+   * pixels, origin 0,0 unless given) scaled to the destination rectangle dst on the CRTC.
+   */
+  placePlane(
+    planeId: number,
+    crtcId: number,
+    fbId: number,
+    src: { x?: number; y?: number; w: number; h: number },
+    dst: { x: number; y: number; w: number; h: number },
+  ): this {
+    return this.set(planeId, 'FB_ID', fbId)
+      .set(planeId, 'CRTC_ID', crtcId)
+      .set(planeId, 'SRC_X', (src.x ?? 0) * 65536)
+      .set(planeId, 'SRC_Y', (src.y ?? 0) * 65536)
+      .set(planeId, 'SRC_W', src.w * 65536)
+      .set(planeId, 'SRC_H', src.h * 65536)
+      .set(planeId, 'CRTC_X', dst.x)
+      .set(planeId, 'CRTC_Y', dst.y)
+      .set(planeId, 'CRTC_W', dst.w)
+      .set(planeId, 'CRTC_H', dst.h);
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { parseKeyValues as kv } from '../util/kv.js';
 
 export const SIM_PARENT = 'vgpu_sim';
 export const SIM_MODULE = 'vgpu_sim';
@@ -205,15 +206,6 @@ export interface SimInfo {
   open: boolean;
   cachedBuffers: number;
   drmFb: boolean;
-}
-
-function kv(line: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const tok of line.trim().split(/\s+/)) {
-    const i = tok.indexOf('=');
-    if (i > 0) m.set(tok.slice(0, i), tok.slice(i + 1));
-  }
-  return m;
 }
 
 function num(m: Map<string, string>, k: string): number {

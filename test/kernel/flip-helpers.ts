@@ -92,16 +92,7 @@ export function lightCrtcIfDark(dev: DrmDevice, crtcIndex = 0): () => void {
       .set(conn.id, 'CRTC_ID', crtc.id)
       .set(crtc.id, 'ACTIVE', 1)
       .set(crtc.id, 'MODE_ID', blob.id)
-      .set(primary.id, 'FB_ID', fb.fbId)
-      .set(primary.id, 'CRTC_ID', crtc.id)
-      .set(primary.id, 'SRC_X', 0)
-      .set(primary.id, 'SRC_Y', 0)
-      .set(primary.id, 'SRC_W', w << 16)
-      .set(primary.id, 'SRC_H', h << 16)
-      .set(primary.id, 'CRTC_X', 0)
-      .set(primary.id, 'CRTC_Y', 0)
-      .set(primary.id, 'CRTC_W', w)
-      .set(primary.id, 'CRTC_H', h)
+      .placePlane(primary.id, crtc.id, fb.fbId, { w, h }, { x: 0, y: 0, w, h })
       .commit(DRM_MODE_ATOMIC_ALLOW_MODESET);
   } catch (e) {
     fb.destroy();

@@ -166,11 +166,7 @@ describe('inspect shows what framebuffer a plane scans out', () => {
     try {
       dev.atomic()
         .set(conn.id, 'CRTC_ID', crtc.id).set(crtc.id, 'ACTIVE', 1).set(crtc.id, 'MODE_ID', blob.id)
-        .set(primary.id, 'FB_ID', fb.fbId).set(primary.id, 'CRTC_ID', crtc.id)
-        .set(primary.id, 'SRC_X', 0).set(primary.id, 'SRC_Y', 0)
-        .set(primary.id, 'SRC_W', mode.hdisplay << 16).set(primary.id, 'SRC_H', mode.vdisplay << 16)
-        .set(primary.id, 'CRTC_X', 0).set(primary.id, 'CRTC_Y', 0)
-        .set(primary.id, 'CRTC_W', mode.hdisplay).set(primary.id, 'CRTC_H', mode.vdisplay)
+        .placePlane(primary.id, crtc.id, fb.fbId, { w: mode.hdisplay, h: mode.vdisplay }, { x: 0, y: 0, w: mode.hdisplay, h: mode.vdisplay })
         .commit(DRM_MODE_ATOMIC_ALLOW_MODESET);
 
       // the addon: GETFB2 describes it and leaves no GEM handle behind on a fresh fd

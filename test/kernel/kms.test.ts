@@ -116,16 +116,7 @@ describe('atomic commits on vkms', () => {
       .set(conn.id, 'CRTC_ID', crtc.id)
       .set(crtc.id, 'ACTIVE', 1)
       .set(crtc.id, 'MODE_ID', blob.id)
-      .set(primary.id, 'FB_ID', fb1.fbId)
-      .set(primary.id, 'CRTC_ID', crtc.id)
-      .set(primary.id, 'SRC_X', 0)
-      .set(primary.id, 'SRC_Y', 0)
-      .set(primary.id, 'SRC_W', w << 16)
-      .set(primary.id, 'SRC_H', h << 16)
-      .set(primary.id, 'CRTC_X', 0)
-      .set(primary.id, 'CRTC_Y', 0)
-      .set(primary.id, 'CRTC_W', w)
-      .set(primary.id, 'CRTC_H', h);
+      .placePlane(primary.id, crtc.id, fb1.fbId, { w, h }, { x: 0, y: 0, w, h });
 
     // without ALLOW_MODESET a modeset is refused only when the state really changes: a primary
     // plane not covering the CRTC is refused by vkms in any case
