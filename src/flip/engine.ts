@@ -793,11 +793,19 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     if (v === 'no' && hw.fbId !== 0) {
       // a guest buffer we have not seen yet? (it flipped to it after our query) look once more
       const q = this.query(p);
-      if (q.status === 'ok' && q.info.id === hw.fbId && shapeKey(q.info) === shapeKey(p.last!)) {
-        p.fbHistory.note(q.info);
-        p.last = q.info;
-        if (p.view.shown) p.view.shown = { ...p.view.shown, id: q.info.id };
-        v = 'exact';
+      if (q.status === 'ok' && shapeKey(q.info) === shapeKey(p.last!)) {
+        if (q.info.id === hw.fbId) {
+          p.fbHistory.note(q.info);
+          p.last = q.info;
+          if (p.view.shown) p.view.shown = { ...p.view.shown, id: q.info.id };
+          v = 'exact';
+        } else if (q.info.id !== id) {
+          // the guest is still flipping (a fast guest went through a buffer we never saw to
+          // yet another one): not a failure yet, look again while it settles
+          p.fbHistory.note(q.info);
+          v = 'racing';
+          guestIdle = false;
+        }
       }
     }
     const step = racingStep(v, guestIdle, p.racingLooks);
