@@ -28,6 +28,11 @@ export interface CaptureOptions {
   displayConnectorId: number | null;
   /** ms to wait for the writeback fence (default 3000) */
   timeoutMs?: number;
+  /**
+   * drive the writeback connector beside the display (its encoder can clone the display's):
+   * the display keeps its picture. Default: route the CRTC to writeback alone for one frame.
+   */
+  alongside?: boolean;
 }
 
 export function findWritebackConnector(s: KmsSnapshot, crtcIndex: number): ConnectorSnapshot | null {
@@ -66,7 +71,7 @@ export function captureWriteback(dev: DrmDevice, o: CaptureOptions): CapturedFra
     req.set(wb.id, 'CRTC_ID', o.crtcId);
     req.set(wb.id, 'WRITEBACK_FB_ID', fb.fbId);
     req.set(wb.id, 'WRITEBACK_OUT_FENCE_PTR', OUT_FENCE);
-    if (o.displayConnectorId) req.set(o.displayConnectorId, 'CRTC_ID', 0);
+    if (o.displayConnectorId && !o.alongside) req.set(o.displayConnectorId, 'CRTC_ID', 0);
     const t0 = Date.now();
     const fences = req.commit(DRM_MODE_ATOMIC_ALLOW_MODESET);
     const fence = fences[0] ?? -1;
@@ -81,7 +86,7 @@ export function captureWriteback(dev: DrmDevice, o: CaptureOptions): CapturedFra
       // route the CRTC back to the display (the writeback job is one-shot)
       const back = dev.atomic();
       back.set(wb.id, 'CRTC_ID', 0);
-      if (o.displayConnectorId) back.set(o.displayConnectorId, 'CRTC_ID', o.crtcId);
+      if (o.displayConnectorId && !o.alongside) back.set(o.displayConnectorId, 'CRTC_ID', o.crtcId);
       back.commit(DRM_MODE_ATOMIC_ALLOW_MODESET);
     }
     const m = fb.map();

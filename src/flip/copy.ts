@@ -22,8 +22,12 @@ export function bytesPerPixel(format: number): number {
   }
 }
 
-/** Copy `rows` rows of `rowBytes` from src (stride srcStride) to dst (stride dstStride). Returns bytes copied. */
-export function copyRows(src: Buffer, srcStride: number, dst: Buffer, dstStride: number, rowBytes: number, rows: number): number {
+/**
+ * Copy `rows` rows of `rowBytes` from src (stride srcStride) to dst (stride dstStride). Returns
+ * bytes copied. A source shorter than the frame (a dma-buf tail that cannot be mapped) ends the
+ * copy; with `partial` the part of the last row that is there is copied too.
+ */
+export function copyRows(src: Buffer, srcStride: number, dst: Buffer, dstStride: number, rowBytes: number, rows: number, partial = false): number {
   if (srcStride === dstStride && srcStride === rowBytes) {
     const n = Math.min(rowBytes * rows, src.length, dst.length);
     src.copy(dst, 0, 0, n);
@@ -33,7 +37,11 @@ export function copyRows(src: Buffer, srcStride: number, dst: Buffer, dstStride:
   for (let y = 0; y < rows; y++) {
     const s = y * srcStride;
     const d = y * dstStride;
-    if (s + rowBytes > src.length || d + rowBytes > dst.length) break;
+    if (d + rowBytes > dst.length) break;
+    if (s + rowBytes > src.length) {
+      if (partial && s < src.length) n += src.copy(dst, d, s, src.length);
+      break;
+    }
     src.copy(dst, d, s, s + rowBytes);
     n += rowBytes;
   }
@@ -72,30 +80,61 @@ export function regionSource(api: NativeAddon, deviceFd: number, regionIndex: nu
   };
 }
 
-/** A CPU mapping of a dma-buf (owns the fd). */
-export function dmabufSource(api: NativeAddon, dmabufFd: number, size: number): CopySource {
-  let map: Mapping;
-  try {
-    map = api.mmap(dmabufFd, 0n, size, false);
-  } catch (e) {
-    api.close(dmabufFd);
-    throw e;
+const PAGE = 4096;
+
+/**
+ * How much of a dma-buf of `size` bytes can be mapped: an exporter's size need not be page
+ * aligned (mbochs: stride * height), and dma_buf_mmap refuses a mapping that reaches past the
+ * last whole page (vm_pgoff + pages > size >> PAGE_SHIFT: EINVAL). So first the whole size
+ * (page aligned exporters), then the whole pages only. Pure; for the host tests.
+ */
+export function mappableLengths(size: number): number[] {
+  const whole = Math.floor(size / PAGE) * PAGE;
+  return whole === size || whole === 0 ? [size] : [size, whole];
+}
+
+/**
+ * A CPU view of a dma-buf for the copy path. Does not own the fd (the buffer cache does).
+ * Read only (exporters may export read-only); maps what the kernel allows (see
+ * mappableLengths): a tail beyond the last whole page that cannot be mapped is reported in
+ * `unreadable` and left as it is in the copy (the copy target keeps its previous contents there).
+ */
+export function dmabufView(api: NativeAddon, dmabufFd: number, size: number, desc: BufferDesc): CopySource & { readonly length: number; readonly unreadable: number } {
+  if (desc.modifier !== 0n && desc.modifier !== 0x00ffffffffffffffn) {
+    throw new Error(`the buffer has modifier 0x${desc.modifier.toString(16)} (tiled): a linear CPU copy of it would be garbage`);
   }
-  let fd = dmabufFd;
+  const want = Math.max(size, desc.stride * desc.height);
+  let map: Mapping | null = null;
+  let first: unknown = null;
+  for (const len of mappableLengths(want)) {
+    try {
+      map = api.mmap(dmabufFd, 0n, len, false);
+      break;
+    } catch (e) {
+      first ??= e;
+    }
+  }
+  if (!map) {
+    if (first instanceof Error) first.message += ` [mapping dma-buf fd ${dmabufFd} (${want} bytes) read-only for the copy path]`;
+    throw first;
+  }
+  const m = map;
+  let open = true;
   return {
     kind: 'dmabuf',
+    length: m.length,
+    unreadable: want - m.length,
     read<T>(fn: (pixels: Buffer) => T): T {
-      api.dmabufSync(fd, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ);
+      api.dmabufSync(dmabufFd, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ);
       try {
-        return fn(Buffer.from(map.buffer, 0, map.length));
+        return fn(Buffer.from(m.buffer, 0, m.length));
       } finally {
-        api.dmabufSync(fd, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ);
+        api.dmabufSync(dmabufFd, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ);
       }
     },
     close(): void {
-      map.unmap();
-      if (fd >= 0) api.close(fd);
-      fd = -1;
+      if (open) m.unmap();
+      open = false;
     },
   };
 }
@@ -104,7 +143,8 @@ export function dmabufSource(api: NativeAddon, dmabufFd: number, size: number): 
 export class CopyTarget {
   private readonly fbs: DumbFramebuffer[] = [];
   private readonly maps: Buffer[] = [];
-  private back = 0;
+  /** index of the buffer on screen */
+  private front = 0;
   bytesCopied = 0;
   copies = 0;
 
@@ -126,16 +166,33 @@ export class CopyTarget {
     return desc.width === this.desc.width && desc.height === this.desc.height && desc.format === this.desc.format;
   }
 
-  /** Copy a frame into the back buffer; returns its fb id and the bytes copied. */
+  /**
+   * Copy a frame into the buffer that is not on screen; returns its fb id and the bytes copied.
+   * Until presented() names it, the next copy goes to the same buffer again (a failed or
+   * retried commit never makes us write into the scanout buffer).
+   */
   copy(src: CopySource, srcDesc: BufferDesc): { fbId: number; bytes: number } {
-    const fb = this.fbs[this.back]!;
-    const dst = this.maps[this.back]!;
+    const back = this.front === 0 ? 1 : 0;
+    const fb = this.fbs[back]!;
+    const dst = this.maps[back]!;
     const rowBytes = srcDesc.width * bytesPerPixel(srcDesc.format);
-    const bytes = src.read((pixels) => copyRows(pixels, srcDesc.stride, dst, fb.pitch, rowBytes, srcDesc.height));
-    this.back ^= 1;
+    const bytes = src.read((pixels) => copyRows(pixels, srcDesc.stride, dst, fb.pitch, rowBytes, srcDesc.height, true));
     this.bytesCopied += bytes;
     this.copies++;
     return { fbId: fb.fbId, bytes };
+  }
+
+  /** The pixels of framebuffer fbId if it is one of ours (a copy of them). */
+  pixelsOf(fbId: number): { pixels: Buffer; stride: number; format: number } | null {
+    const i = this.fbs.findIndex((f) => f.fbId === fbId);
+    if (i < 0) return null;
+    return { pixels: Buffer.from(this.maps[i]!), stride: this.fbs[i]!.pitch, format: this.desc.format };
+  }
+
+  /** A commit showing fbId went through: it is the front buffer now. */
+  presented(fbId: number): void {
+    const i = this.fbs.findIndex((f) => f.fbId === fbId);
+    if (i >= 0) this.front = i;
   }
 
   fbIds(): number[] {
@@ -152,5 +209,60 @@ export class CopyTarget {
     }
     this.fbs.length = 0;
     this.maps.length = 0;
+  }
+}
+
+/**
+ * The copy targets of one guest plane: the current one (of the guest's shape) and older ones
+ * that may still be on screen after a guest mode change; those are destroyed only after the
+ * flip that stops showing them (destroying a framebuffer on screen turns the plane off).
+ */
+export class CopyTargets {
+  private current: CopyTarget | null = null;
+  private retired: CopyTarget[] = [];
+
+  constructor(private readonly dev: DrmDevice) {}
+
+  /** Copy a frame into a buffer of the right shape that is not on screen. */
+  copy(src: CopySource, desc: BufferDesc): { fbId: number; bytes: number } {
+    if (!this.current || !this.current.matches(desc)) {
+      if (this.current) this.retired.push(this.current);
+      this.current = null;
+      this.current = new CopyTarget(this.dev, desc);
+    }
+    return this.current.copy(src, desc);
+  }
+
+  presented(fbId: number): void {
+    this.current?.presented(fbId);
+  }
+
+  /** After a flip: retired targets no longer on screen (scanout = the fb shown now) go. */
+  flipCompleted(scanout: number): void {
+    const keep: CopyTarget[] = [];
+    for (const t of this.retired) {
+      if (t.fbIds().includes(scanout)) keep.push(t);
+      else t.destroy();
+    }
+    this.retired = keep;
+  }
+
+  fbIds(): number[] {
+    return [...(this.current?.fbIds() ?? []), ...this.retired.flatMap((t) => t.fbIds())];
+  }
+
+  /** The pixels of one of our copy framebuffers (e.g. the one on screen), or null. */
+  pixelsOf(fbId: number): { pixels: Buffer; stride: number; format: number } | null {
+    for (const t of [...(this.current ? [this.current] : []), ...this.retired]) {
+      const r = t.pixelsOf(fbId);
+      if (r) return r;
+    }
+    return null;
+  }
+
+  destroy(): void {
+    for (const t of [...this.retired, ...(this.current ? [this.current] : [])]) t.destroy();
+    this.retired = [];
+    this.current = null;
   }
 }

@@ -163,3 +163,19 @@ export function decideDrmFb(view: PlaneView, q: QueryOutcome, notReady: NotReady
       return d;
   }
 }
+
+/**
+ * What a failed atomic commit means for the presenter:
+ *  - 'busy': EBUSY / EAGAIN / EINTR, a flip still pending: try again next frame;
+ *  - 'master': EACCES / EPERM, this process is not DRM master (another process or a VT switch
+ *    took the display): never a reason to demote a buffer; back off;
+ *  - 'device': ENODEV / EBADF / ENOENT on the device: it went away;
+ *  - 'buffer': anything else (EINVAL, ERANGE, ENOMEM, ...): the buffer or layout was refused.
+ */
+export function commitFailure(e: unknown): 'busy' | 'master' | 'device' | 'buffer' {
+  const code = typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : '';
+  if (code === 'EBUSY' || code === 'EAGAIN' || code === 'EINTR') return 'busy';
+  if (code === 'EACCES' || code === 'EPERM') return 'master';
+  if (code === 'ENODEV' || code === 'EBADF') return 'device';
+  return 'buffer';
+}

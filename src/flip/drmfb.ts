@@ -9,8 +9,8 @@
 // VMM owns the VFIO group, from a debug attribute of the vendor driver (`--via debugfs`).
 import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import type { GfxPlaneInfo } from '../binding/types.js';
-import { DRM_PLANE_TYPE_CURSOR, DRM_PLANE_TYPE_OVERLAY, DRM_PLANE_TYPE_PRIMARY, fourcc as fourccCode } from '../binding/constants.js';
+import type { DrmFb2, GfxPlaneInfo } from '../binding/types.js';
+import { DRM_PLANE_TYPE_CURSOR, DRM_PLANE_TYPE_OVERLAY, DRM_PLANE_TYPE_PRIMARY, fourcc as fourccCode, fourccToString } from '../binding/constants.js';
 import type { Rect } from '../kms/types.js';
 import type { CopySource } from './copy.js';
 import type { EnginePath, GuestSource } from './engine.js';
@@ -260,6 +260,20 @@ export function followsPlan(hw: HwPlaneState, fbId: number, crtcId: number, want
   return null;
 }
 
+/**
+ * A framebuffer id from the vendor driver goes on a plane only if GETFB2 says it is what the
+ * driver described (size, format, pitch): null when it is, else what is wrong.
+ */
+export function vendorFbMismatch(fb: DrmFb2 | Error, id: number, want: { width: number; height: number; format: number; stride: number }): string | null {
+  if (fb instanceof Error) return `framebuffer ${id} cannot be looked up on the host DRM device (GETFB2: ${fb.message.split(' [')[0]}): the vendor driver named a framebuffer that does not exist there (bound to another card?)`;
+  const got = `${fb.width}x${fb.height} ${fourccToString(fb.format)} pitch ${fb.pitches[0] ?? 0}`;
+  const exp = `${want.width}x${want.height} ${fourccToString(want.format)} pitch ${want.stride}`;
+  if (fb.width !== want.width || fb.height !== want.height || fb.format >>> 0 !== want.format >>> 0 || (fb.pitches[0] ?? 0) !== want.stride) {
+    return `framebuffer ${id} is ${got} but the vendor driver described the guest plane as ${exp}`;
+  }
+  return null;
+}
+
 /** Counters of the DRM_FB path (engine stats + the guest's own flip counter when known). */
 export interface DrmFbCounters {
   /** guest flips since the assignment (vgpu-sim flip_count delta), null if unknown */
@@ -316,23 +330,25 @@ export class GuestFbHistory {
 
 /**
  * Is the hardware plane following the guest? 'exact': it shows the guest's current framebuffer;
- * 'racing': another recent framebuffer of the same guest plane and shape (the guest flipped
- * between the query and the read-back; look again next time); 'no': off or something else.
+ * 'racing': another framebuffer of the guest plane's shape (a recent buffer of the guest, or one
+ * it went through between two looks, or the in-kernel commit for the current one is still in
+ * flight): look again; 'no': off, or a framebuffer of another shape (the kernel could not follow).
+ * `shapeOf` gives a framebuffer's shape key (the history, else GETFB2), undefined if unknown.
  */
-export function followVerdict(hwFbId: number, guestId: number, guestShape: string, history: GuestFbHistory): 'exact' | 'racing' | 'no' {
+export function followVerdict(hwFbId: number, guestId: number, guestShape: string, shapeOf: (fbId: number) => string | undefined): 'exact' | 'racing' | 'no' {
   if (hwFbId !== 0 && hwFbId === guestId) return 'exact';
-  if (hwFbId !== 0 && history.shapeOf(hwFbId) === guestShape) return 'racing';
+  if (hwFbId !== 0 && shapeOf(hwFbId) === guestShape) return 'racing';
   return 'no';
 }
 
-/** Looks in a row, with the guest idle, that found the plane on another guest fb before re-planning. */
+/** Looks in a row, with the guest idle, that found the plane on another fb of the guest's shape before re-planning. */
 export const MAX_RACING_LOOKS = 3;
 
 /**
  * The watch's bookkeeping of 'racing' looks. While the guest keeps flipping (its id changed
- * since the last look) a racing look is expected and only asks for another look; once the
- * guest is idle the hardware plane must catch up within MAX_RACING_LOOKS looks, else the
- * in-kernel flip failed and the engine re-plans (`fail`).
+ * since the last look) a racing look only asks for another look; once the guest is idle the
+ * hardware plane must catch up within MAX_RACING_LOOKS looks, else the in-kernel flip failed
+ * and the engine re-plans (`fail`).
  */
 export function racingStep(verdict: 'exact' | 'racing' | 'no', guestIdle: boolean, racingLooks: number): { racingLooks: number; fail: boolean } {
   if (verdict === 'exact') return { racingLooks: 0, fail: false };

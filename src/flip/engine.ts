@@ -16,7 +16,7 @@
 // the number of user-space commits made for anything but (re)assignments (cursor moves only).
 import { EventEmitter } from 'eventemitter3';
 import { native as realNative } from '../binding/index.js';
-import type { DrmEvent, GfxPlaneInfo, ModeInfo, NativeAddon } from '../binding/types.js';
+import type { DrmEvent, DrmFb2, GfxPlaneInfo, ModeInfo, NativeAddon } from '../binding/types.js';
 import {
   DRM_MODE_ATOMIC_ALLOW_MODESET,
   DRM_MODE_ATOMIC_NONBLOCK,
@@ -32,11 +32,13 @@ import type { VfioDevice } from '../vfio/index.js';
 import { PLANE_PATH_FLAGS, DRM_PLANE_TYPES } from '../vfio/index.js';
 import { CallCounter } from './counting.js';
 import { captureWriteback, type CapturedFrame } from '../capture/writeback.js';
-import { CopyTarget, dmabufSource, regionSource, type CopySource } from './copy.js';
-import { classifyQuery, decide, decideDrmFb, descOf, FailureStreak, isNotReady, type Decision, type NotReadyPolicy, type PlaneView } from './decide.js';
-import { drmFbStatusLine, followsPlan, followVerdict, GuestFbHistory, racingStep, shapeKey, type DrmFbCounters, type HwPlaneState } from './drmfb.js';
+import { chooseMethod, composeLayers, writebackClone, type LayerPicture, type Screenshot, type ScreenshotMethod } from '../capture/screenshot.js';
+import { CopyTargets, regionSource, type CopySource } from './copy.js';
+import { classifyQuery, commitFailure, decide, decideDrmFb, descOf, FailureStreak, type Decision, type NotReadyPolicy, type PlaneView } from './decide.js';
+import { drmFbStatusLine, vendorFbMismatch, followsPlan, followVerdict, GuestFbHistory, racingStep, shapeKey, type DrmFbCounters, type HwPlaneState } from './drmfb.js';
 import type { AssignedEvent, EngineEvents, PresentPath } from './events.js';
-import { FbCache, type BufferDesc } from './fb-cache.js';
+import type { BufferDesc } from './fb-cache.js';
+import { DmabufBuffers, type DmabufHost, type Obtained } from './dmabuf-buffers.js';
 import {
   destination,
   explainPlan,
@@ -145,6 +147,8 @@ export interface EngineOptions {
 export interface PlaneStats {
   flips: number;
   moves: number;
+  /** VFIO_DEVICE_GET_GFX_DMABUF calls (one per dmabuf_id held) */
+  exports: number;
   imports: number;
   cacheHits: number;
   copies: number;
@@ -175,13 +179,13 @@ interface PlaneRuntime {
   kind: GuestPlaneKind;
   view: PlaneView;
   assignment: PlaneAssignment | null;
-  cache: FbCache;
-  /** copy fallback (or REGION path) */
-  copy: CopyTarget | null;
+  /** DMABUF path: the guest's buffers (one export each), zero copy or copied per buffer */
+  bufs: DmabufBuffers;
+  /** REGION path: the copy targets */
+  copies: CopyTargets;
   copySource: CopySource | null;
   copySourceKey: string;
   path: PresentPath;
-  fallbackReason: string | null;
   last: GfxPlaneInfo | null;
   queryStreak: FailureStreak;
   importStreak: FailureStreak;
@@ -202,7 +206,7 @@ interface PlaneRuntime {
 interface PendingFrame {
   userData: bigint;
   committedUs: number;
-  planes: { p: PlaneRuntime; id: number; fbId: number; imported: boolean; bytes: number }[];
+  planes: { p: PlaneRuntime; id: number; fbId: number; imported: boolean; bytes: number; got?: Obtained }[];
 }
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -295,6 +299,8 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   lastAssigned: AssignedEvent | null = null;
   readonly stats: EngineStats = { ticks: 0, commits: 0, assignCommits: 0, kernelFlips: 0, guestFlips: null, frames: 0, errors: 0, planes: {} };
   private guestFlipBase: number | null = null;
+  /** DRM_FB framebuffer ids that did not match their description (reported once) */
+  private readonly badVendorFbs = new Set<number>();
   private goneCheckedUs = 0;
 
   constructor(private readonly opts: EngineOptions) {
@@ -310,19 +316,18 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     this.path = opts.path ?? 'dmabuf';
     if (opts.planes.length === 0) throw new Error('no guest plane to assign (use --plane primary and/or --plane cursor)');
     this.planes = opts.planes.map((req) => {
-      const stats: PlaneStats = { flips: 0, moves: 0, imports: 0, cacheHits: 0, copies: 0, bytesCopied: 0, notReadyFrames: 0, errors: 0, kernelFlips: 0 };
+      const stats: PlaneStats = { flips: 0, moves: 0, exports: 0, imports: 0, cacheHits: 0, copies: 0, bytesCopied: 0, notReadyFrames: 0, errors: 0, kernelFlips: 0 };
       this.stats.planes[req.kind] = stats;
       const p: PlaneRuntime = {
         req,
         kind: req.kind,
         view: { kind: req.kind, shown: null, blanked: false, copyMode: this.path === 'region' },
         assignment: null,
-        cache: new FbCache(opts.cacheSize ?? 8, (fb) => this.removeFb(fb)),
-        copy: null,
+        bufs: new DmabufBuffers(this.dmabufHost(req.kind), `${this.guest.label} ${req.kind} plane`, opts.cacheSize ?? 8, stats),
+        copies: new CopyTargets(this.dev),
         copySource: null,
         copySourceKey: '',
         path: this.path === 'region' ? 'copy' : this.path === 'drm_fb' ? 'drm_fb' : 'dmabuf',
-        fallbackReason: null,
         last: null,
         queryStreak: new FailureStreak(this.reportAfter),
         importStreak: new FailureStreak(this.reportAfter),
@@ -413,7 +418,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   /** fbs the engine holds right now (cache + copy buffers) */
   liveFbs(): number[] {
     const out: number[] = [];
-    for (const p of this.planes) out.push(...p.cache.liveFbs(), ...(p.copy?.fbIds() ?? []));
+    for (const p of this.planes) out.push(...p.bufs.liveFbs(), ...p.copies.fbIds());
     return out;
   }
 
@@ -445,9 +450,8 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
       }
     }
     for (const p of this.planes) {
-      for (const err of p.cache.clear()) this.report({ plane: p.kind, stage: 'cleanup', error: err, count: 1, fatal: false });
-      p.copy?.destroy();
-      p.copy = null;
+      for (const err of p.bufs.clear()) this.report({ plane: p.kind, stage: 'cleanup', error: err, count: 1, fatal: false });
+      p.copies.destroy();
       this.closeCopySource(p);
     }
     this.modeBlob?.destroy();
@@ -466,6 +470,47 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     } finally {
       this.resume();
     }
+  }
+
+  /**
+   * What is on the CRTC now, for people (`assign --screenshot`): writeback beside the display
+   * when the device can, else composed from our layers in memory (see capture/screenshot.ts);
+   * 'writeback' routes the CRTC to writeback alone for a frame when it cannot clone.
+   */
+  async screenshot(method: ScreenshotMethod = 'auto', timeoutMs = 3000): Promise<Screenshot> {
+    const wb = this.dev.clientCaps.writebackConnectors ? writebackClone(this.dev.currentSnapshot(), this.crtc.index, this.connector?.id ?? null) : null;
+    const how = chooseMethod(method, wb);
+    if (how.method !== 'compose') {
+      await this.pause();
+      try {
+        const f = captureWriteback(this.dev, { crtcId: this.crtc.id, mode: this.mode, displayConnectorId: this.connector?.id ?? null, timeoutMs, alongside: how.method === 'writeback' });
+        return { ...f, method: how.method, notes: [how.why] };
+      } finally {
+        this.resume();
+      }
+    }
+    const z = { primary: 0, overlay: 1, cursor: 2 } as const;
+    const layers: LayerPicture[] = [];
+    for (const p of this.planes) {
+      const a = p.assignment;
+      if (!a || !p.fbId) continue;
+      layers.push({
+        name: `guest ${p.kind}`,
+        x: a.dst.x,
+        y: a.dst.y,
+        width: Math.min(a.src.w, a.dst.w),
+        height: Math.min(a.src.h, a.dst.h),
+        zpos: a.zpos ?? z[p.kind],
+        read: () => {
+          if (p.path === 'drm_fb') return { unreadable: `framebuffer ${p.fbId} belongs to the vendor driver (DRM_FB) and cannot be mapped here; --screenshot-method writeback reads it through the device` };
+          if (p.path === 'copy') return p.copies.pixelsOf(p.fbId) ?? { unreadable: `copy framebuffer ${p.fbId} not found` };
+          return p.bufs.pixelsOf(p.fbId);
+        },
+      });
+    }
+    const { frame, notes } = composeLayers(this.mode.hdisplay, this.mode.vdisplay, layers);
+    notes.unshift(how.why, 'only the guest layers are in the picture: anything else on the CRTC (other planes) shows as black');
+    return { ...frame, method: 'compose', notes };
   }
 
   /** Pause presenting (no commits) until resume(); resolves once no flip is pending. */
@@ -500,6 +545,10 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   private schedule(delayMs?: number): void {
     if (!this.running || this.paused || this.timer) return;
     let d = delayMs;
+    // commits (not master, a refused layout) or every plane's query failing in a row: back
+    // off, never a tight loop of failing kernel calls (a transient error is retried next frame)
+    const failing = Math.max(this.commitStreak.current, Math.min(...this.planes.map((p) => p.queryStreak.current)) - 1);
+    if (d === undefined && failing > 0) d = Math.min(2000, Math.round(this.periodUs / 1000) * 2 ** Math.min(failing - 1, 7));
     if (d === undefined && this.path === 'drm_fb') d = this.opts.watchIntervalMs ?? 100; // the kernel flips; we only watch for changes
     if (d === undefined) {
       // next vblank estimate from the last flip event (or start), plus a little margin
@@ -522,7 +571,8 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     const vblanks = Math.max(1, Math.ceil(latencyUs / this.periodUs));
     this.stats.frames++;
     for (const f of pend.planes) {
-      f.p.cache.flipCompleted();
+      f.p.bufs.flipCompleted();
+      f.p.copies.flipCompleted(f.p.bufs.cache.scanout);
       this.emit('frame', {
         plane: f.p.kind,
         id: f.id,
@@ -611,7 +661,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
           this.recoveredQuery(p);
           if (p.notReadyReported && p.view.shown) {
             // back from not ready (reset, mode change): old dmabuf_ids may name other buffers now
-            p.cache.invalidateAll();
+            p.bufs.cache.invalidateAll();
           }
           p.notReadyReported = false;
           replanReason ??= `${p.kind}: ${d.reason}`;
@@ -642,7 +692,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
             req.set(p.assignment.planeId, 'CRTC_Y', pos.y);
           }
           p.view.shown = { id: d.id, desc: d.desc, x: d.x, y: d.y, xHot: d.xHot, yHot: d.yHot };
-          frames.push({ p, id: d.id, fbId: got.fbId, imported: got.imported, bytes: got.bytes });
+          frames.push({ p, id: d.id, fbId: got.fbId, imported: got.imported, bytes: got.bytes, ...(got.got ? { got: got.got } : {}) });
           break;
         }
         case 'none':
@@ -789,30 +839,27 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   private checkFollowing(p: PlaneRuntime, id: number, guestIdle: boolean): string | null {
     const hw = this.hwPlane(p.assignment!.planeId, false);
     if ('error' in hw) return hw.error;
-    let v = followVerdict(hw.fbId, id, shapeKey(p.last!), p.fbHistory);
-    if (v === 'no' && hw.fbId !== 0) {
-      // a guest buffer we have not seen yet? (it flipped to it after our query) look once more
-      const q = this.query(p);
-      if (q.status === 'ok' && shapeKey(q.info) === shapeKey(p.last!)) {
-        if (q.info.id === hw.fbId) {
-          p.fbHistory.note(q.info);
-          p.last = q.info;
-          if (p.view.shown) p.view.shown = { ...p.view.shown, id: q.info.id };
-          v = 'exact';
-        } else if (q.info.id !== id) {
-          // the guest is still flipping (a fast guest went through a buffer we never saw to
-          // yet another one): not a failure yet, look again while it settles
-          p.fbHistory.note(q.info);
-          v = 'racing';
-          guestIdle = false;
-        }
-      }
-    }
+    const v = followVerdict(hw.fbId, id, shapeKey(p.last!), (fb) => this.shapeOfFb(p, fb));
     const step = racingStep(v, guestIdle, p.racingLooks);
     p.racingLooks = step.racingLooks;
     if (!step.fail) return null;
     if (v === 'racing') return `the hardware plane keeps showing framebuffer ${hw.fbId}, not the guest's ${id} (the in-kernel flip failed?)`;
-    return hw.fbId === 0 ? 'the hardware plane was turned off' : `the hardware plane shows framebuffer ${hw.fbId}, not the guest's ${id} (the in-kernel flip failed?)`;
+    return hw.fbId === 0 ? 'the hardware plane was turned off' : `the hardware plane shows framebuffer ${hw.fbId} (another shape), not the guest's ${id} (the in-kernel flip failed?)`;
+  }
+
+  /**
+   * A framebuffer's shape key: from the guest's recent buffers, else GETFB2 (a buffer the guest
+   * went through between two looks, never seen in a query). undefined: unknown / gone.
+   */
+  private shapeOfFb(p: PlaneRuntime, fbId: number): string | undefined {
+    const known = p.fbHistory.shapeOf(fbId);
+    if (known !== undefined) return known;
+    try {
+      const fb = this.api.drmGetFb2(this.dev.fd, fbId);
+      return shapeKey({ width: fb.width, height: fb.height, drmFormat: fb.format, drmFormatMod: fb.modifier ?? 0n, stride: fb.pitches[0] ?? 0 });
+    } catch {
+      return undefined;
+    }
   }
 
   private setCursorPos(req: AtomicRequest, p: PlaneRuntime, d: { x: number; y: number; xHot: number | null; yHot: number | null }): void {
@@ -833,7 +880,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     if ('error' in hw) return hw.error;
     const info = p.last!;
     // the guest may have flipped again (same new shape) since the query
-    const racing = followVerdict(hw.fbId, d.id, shapeKey(info), p.fbHistory) === 'racing';
+    const racing = followVerdict(hw.fbId, d.id, shapeKey(info), (fb) => this.shapeOfFb(p, fb)) === 'racing';
     p.racingLooks = racing ? Math.max(p.racingLooks, 1) : 0;
     const spec = this.specOf(p, info);
     const want = { src: { x: 0, y: 0, w: info.width, h: info.height }, dst: destination(spec, this.mode.hdisplay, this.mode.vdisplay) };
@@ -941,27 +988,27 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   private commitFrame(req: AtomicRequest, frames: PendingFrame['planes']): void {
     const userData = this.dev.allocUserData();
     const committedUs = nowUs();
-    for (const f of frames) f.p.cache.committed(f.fbId);
+    for (const f of frames) f.p.bufs.cache.committed(f.fbId);
     try {
-      this.stats.commits++;
       req.commit(DRM_MODE_ATOMIC_NONBLOCK | DRM_MODE_PAGE_FLIP_EVENT, userData);
+      this.stats.commits++;
     } catch (e) {
       // undo the optimistic view updates: retried next frame
       for (const f of frames) {
-        f.p.cache.committed(f.p.fbId);
+        f.p.bufs.cache.committed(f.p.fbId);
         f.p.view.shown = f.p.view.shown ? { ...f.p.view.shown, id: -1 } : null;
       }
-      if (hasCode(e, 'EBUSY')) {
+      const why = commitFailure(e);
+      if (why === 'busy') {
         this.schedule();
         return;
       }
       // TEST_ONLY passes but the real commit fails: a driver that cannot use the buffer (vkms
-      // needs vmap). Fall back to copying for the planes that got a new buffer.
-      const verdict = req.testOnly(0);
-      const flipped = frames.filter((f) => f.p.path === 'dmabuf' && f.imported !== undefined && f.id !== 0);
-      if (verdict.ok && flipped.length) {
-        for (const f of flipped) this.fallBack(f.p, `TEST_ONLY passed but the commit failed: ${(e as Error).message}`);
-        this.replan('copy fallback');
+      // needs vmap). Copy the buffers that were never shown before; errors that do not mean
+      // "this buffer cannot be scanned out" (not master, EBUSY) never demote a buffer.
+      const fresh = frames.filter((f) => f.got && !f.got.copied && f.got.entry.scanout === 'untried');
+      if (why === 'buffer' && fresh.length && req.testOnly(0).ok) {
+        for (const f of fresh) f.p.bufs.refuse(f.got!.entry, `TEST_ONLY passed but the commit failed: ${(e as Error).message.split(' [')[0]}`);
       } else {
         this.stats.errors++;
         const n = this.commitStreak.current + 1;
@@ -974,6 +1021,9 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     if (n >= this.reportAfter) this.emit('recovered', { stage: 'commit', afterFailures: n });
     for (const f of frames) {
       f.p.fbId = f.fbId;
+      if (f.got) f.p.bufs.presented(f.got);
+      else if (f.p.path === 'copy') f.p.copies.presented(f.fbId);
+      f.p.view.copyMode = this.presentPath(f.p) === 'copy';
       if (f.id !== 0 && f.fbId !== 0) f.p.stats.flips++;
       if (f.fbId === 0) f.p.fbId = 0;
     }
@@ -982,66 +1032,38 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
 
   // ---- framebuffers ----------------------------------------------------------------------------
 
-  private removeFb(fbId: number): void {
-    if (this.dev.closed) return;
-    try {
-      this.api.drmRmFb(this.dev.fd, fbId);
-    } catch (e) {
-      if (!hasCode(e, 'ENOENT')) throw e;
-    }
-  }
-
-  /** Import a dma-buf as a framebuffer; the GEM handle and the dma-buf fd are closed before returning. */
-  private importDmabuf(id: number, desc: BufferDesc): number {
-    const fd = this.dev.fd;
-    const dmabuf = this.guest.getDmabuf(id);
-    try {
-      const handle = this.api.drmPrimeFdToHandle(fd, dmabuf);
-      try {
-        return this.api.drmAddFb2(fd, {
-          width: desc.width,
-          height: desc.height,
-          format: desc.format,
-          handles: [handle],
-          pitches: [desc.stride],
-          offsets: [0],
-          ...(desc.modifier !== 0x00ffffffffffffffn && desc.modifier !== 0n ? { modifiers: [desc.modifier] } : {}),
-        });
-      } finally {
-        this.api.drmGemClose(fd, handle);
-      }
-    } finally {
-      this.api.close(dmabuf);
-    }
+  /** What the DMABUF buffers of one plane need from the engine. */
+  private dmabufHost(kind: GuestPlaneKind): DmabufHost {
+    return {
+      api: this.api,
+      dev: this.dev,
+      exportDmabuf: (id) => this.guest.getDmabuf(id),
+      problem: (stage, error, count) => {
+        this.stats.errors++;
+        this.report({ plane: kind, stage, error, count, fatal: false });
+      },
+      fallback: (reason) => this.emit('fallback', reason === null ? { plane: kind, from: 'copy', to: 'dmabuf', reason: 'zero copy again: the guest buffer can be scanned out' } : { plane: kind, from: 'dmabuf', to: 'copy', reason }),
+    };
   }
 
   /** The framebuffer for this guest buffer: cached, imported, or a copy. null: skip this frame. */
-  private obtainFb(p: PlaneRuntime, id: number, desc: BufferDesc, info: GfxPlaneInfo): { fbId: number; imported: boolean; bytes: number } | null {
-    if (p.path === 'copy') return this.copyFrame(p, id, desc, info);
+  private obtainFb(p: PlaneRuntime, id: number, desc: BufferDesc, info: GfxPlaneInfo): { fbId: number; imported: boolean; bytes: number; got?: Obtained } | null {
+    if (p.path === 'copy') return this.copyRegion(p, id, desc, info);
     // DRM_FB: the id is already a framebuffer of this device (owned by the vendor driver)
-    if (p.path === 'drm_fb') return { fbId: id, imported: false, bytes: 0 };
-    const hit = p.cache.lookup(id, desc);
-    if (hit) {
-      p.stats.cacheHits++;
-      return { fbId: hit.fbId, imported: false, bytes: 0 };
+    if (p.path === 'drm_fb') {
+      const bad = vendorFbMismatch(this.fb2(id), id, desc);
+      if (bad) {
+        if (this.badVendorFbs.has(id)) return null; // reported once
+        this.badVendorFbs.add(id);
+        this.stats.errors++;
+        this.report({ plane: p.kind, stage: `DRM_FB framebuffer ${id} from the vendor driver`, error: new Error(`${this.guest.label}: ${bad}; not putting it on a plane`), count: 1, fatal: false });
+        return null;
+      }
+      return { fbId: id, imported: false, bytes: 0 };
     }
-    const known = p.cache.failedReason(id, desc, this.frameNo);
-    if (known !== null) return null;
-    try {
-      const fbId = this.importDmabuf(id, desc);
-      p.cache.insert(id, fbId, desc);
-      p.stats.imports++;
-      const n = p.importStreak.ok();
-      if (n >= this.reportAfter) this.emit('recovered', { plane: p.kind, stage: 'import', afterFailures: n });
-      return { fbId, imported: true, bytes: 0 };
-    } catch (e) {
-      p.stats.errors++;
-      this.stats.errors++;
-      const count = p.cache.recordFailure(id, desc, this.frameNo, (e as Error).message);
-      p.importStreak.fail();
-      this.report({ plane: p.kind, stage: `import of dmabuf_id ${id} (${desc.width}x${desc.height} ${fourccToString(desc.format)})`, error: e, count, fatal: false });
-      return null;
-    }
+    const got = p.bufs.obtain(id, desc, info.size, this.frameNo);
+    if (!got) return null;
+    return { fbId: got.fbId, imported: got.imported, bytes: got.bytes, got };
   }
 
   private closeCopySource(p: PlaneRuntime): void {
@@ -1054,41 +1076,19 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     p.copySourceKey = '';
   }
 
-  private copyFrame(p: PlaneRuntime, id: number, desc: BufferDesc, info: GfxPlaneInfo): { fbId: number; imported: boolean; bytes: number } | null {
+  /** REGION path: copy the guest's region into a dumb buffer not on screen. */
+  private copyRegion(p: PlaneRuntime, id: number, desc: BufferDesc, info: GfxPlaneInfo): { fbId: number; imported: boolean; bytes: number } | null {
     try {
-      const key = `${p.queryPath}:${id}:${desc.width}x${desc.height}:${desc.stride}:${info.size}`;
+      const key = `${id}:${desc.width}x${desc.height}:${desc.stride}:${info.size}`;
       if (p.copySourceKey !== key) {
         this.closeCopySource(p);
-        const size = info.size || desc.stride * desc.height;
-        if (p.queryPath === 'region') {
-          p.copySource = this.guest.openRegion(id, size);
-        } else {
-          try {
-            p.copySource = dmabufSource(this.api, this.guest.getDmabuf(id), size);
-          } catch (e) {
-            // the dma-buf cannot be mapped either: read the guest plane through REGION if offered
-            let region = false;
-            try {
-              region = !isNotReady(this.guest.query(p.kind, 'region'));
-            } catch {
-              region = false;
-            }
-            if (!region) throw e;
-            p.queryPath = 'region';
-            this.emit('fallback', { plane: p.kind, from: 'dmabuf', to: 'copy', reason: `the dma-buf cannot be mapped (${(e as Error).message}): copying from the REGION plane instead` });
-            return null;
-          }
-        }
+        p.copySource = this.guest.openRegion(id, info.size || desc.stride * desc.height);
         p.copySourceKey = key;
       }
-      if (!p.copy || !p.copy.matches(desc)) {
-        p.copy?.destroy();
-        p.copy = null;
-        p.copy = new CopyTarget(this.dev, desc);
-      }
-      const r = p.copy.copy(p.copySource!, desc);
+      const r = p.copies.copy(p.copySource!, desc);
       p.stats.copies++;
       p.stats.bytesCopied += r.bytes;
+      p.importStreak.ok();
       return { fbId: r.fbId, imported: false, bytes: r.bytes };
     } catch (e) {
       p.stats.errors++;
@@ -1100,12 +1100,18 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     }
   }
 
-  private fallBack(p: PlaneRuntime, reason: string): void {
-    if (p.path === 'copy') return;
-    p.path = 'copy';
-    p.view.copyMode = true;
-    p.fallbackReason = reason;
-    this.emit('fallback', { plane: p.kind, from: 'dmabuf', to: 'copy', reason });
+  /** GETFB2 of a framebuffer id, or the error. */
+  private fb2(fbId: number): DrmFb2 | Error {
+    try {
+      return this.api.drmGetFb2(this.dev.fd, fbId);
+    } catch (e) {
+      return e as Error;
+    }
+  }
+
+  /** The path a plane presents through now ('copy' while its DMABUF buffer is being copied). */
+  private presentPath(p: PlaneRuntime): PresentPath {
+    return p.path === 'dmabuf' && p.bufs.copying !== null ? 'copy' : p.path;
   }
 
   // ---- planning ----------------------------------------------------------------------------------
@@ -1152,7 +1158,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     if (ready.length === 0) return;
     // buffers first: TEST_ONLY needs real framebuffers
     const fbs = new Map<GuestPlaneKind, number>();
-    const got = new Map<PlaneRuntime, { fbId: number; imported: boolean; bytes: number }>();
+    const got = new Map<PlaneRuntime, { fbId: number; imported: boolean; bytes: number; got?: Obtained }>();
     for (const p of ready) {
       const info = p.last!;
       const r = this.obtainFb(p, info.id, descOf(info), info);
@@ -1198,20 +1204,22 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     // the real commit (blocking: the assignment is in place when this returns)
     const commitWith = (l: Layout): unknown => {
       try {
+        this.buildRequest(l, fbs, modeset).commit(flags);
         this.stats.commits++;
         this.stats.assignCommits++;
-        this.buildRequest(l, fbs, modeset).commit(flags);
         return null;
       } catch (e) {
         return e;
       }
     };
     let err = commitWith(chosen);
-    if (err) {
-      // TEST_ONLY passed but the commit failed: copy path for the dmabuf planes, one at a time
-      const candidates = ready.filter((p) => p.path === 'dmabuf');
-      for (const p of candidates) {
-        this.fallBack(p, `TEST_ONLY passed but the commit failed: ${(err as Error).message}`);
+    if (err && commitFailure(err) === 'buffer') {
+      // TEST_ONLY passed but the commit failed: copy the buffers never shown before, one plane
+      // at a time (errors that are not about a buffer never demote one)
+      for (const p of ready) {
+        const r0 = got.get(p)!;
+        if (!r0.got || r0.got.copied || r0.got.entry.scanout !== 'untried') continue;
+        p.bufs.refuse(r0.got.entry, `TEST_ONLY passed but the commit failed: ${(err as Error).message.split(' [')[0]}`);
         const info = p.last!;
         const r = this.obtainFb(p, info.id, descOf(info), info);
         if (!r) continue;
@@ -1224,12 +1232,15 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         err = commitWith(chosen);
         if (!err) break;
       }
-      if (err) {
-        this.stats.errors++;
-        this.report({ stage: 'commit (assignment)', error: err, count: 1, fatal: false });
-        return;
-      }
     }
+    if (err) {
+      this.stats.errors++;
+      const n = this.commitStreak.current + 1;
+      this.commitStreak.fail();
+      this.report({ stage: 'commit (assignment)', error: err, count: n, fatal: false });
+      return;
+    }
+    this.commitStreak.ok();
     this.needModeset = false;
     this.layout = chosen;
     if (this.guestFlipBase === null && this.opts.guestFlipCount) {
@@ -1244,7 +1255,12 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
       if (a && r) {
         const info = p.last!;
         p.fbId = r.fbId;
-        p.cache.committedAndFlipped(r.fbId);
+        p.bufs.cache.committedAndFlipped(r.fbId);
+        p.bufs.flipCompleted();
+        if (r.got) p.bufs.presented(r.got);
+        else if (p.path === 'copy') p.copies.presented(r.fbId);
+        p.copies.flipCompleted(r.fbId);
+        p.view.copyMode = this.presentPath(p) === 'copy';
         p.view.shown = { id: info.id, desc: descOf(info), x: info.xPos | 0, y: info.yPos | 0, xHot: info.xHot >>> 0 === 0xffffffff ? null : info.xHot, yHot: info.yHot >>> 0 === 0xffffffff ? null : info.yHot };
         p.view.blanked = false;
         p.racingLooks = 0;
@@ -1252,12 +1268,12 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
       }
     }
     if (modeset) explanation.push(`  modeset: ${describeMode(this.mode)} on ${this.connector?.name ?? '?'} (ALLOW_MODESET)`);
-    for (const p of ready) if (p.path === 'copy') explanation.push(`  guest ${p.kind}: copy path${p.fallbackReason ? ` (fallback: ${p.fallbackReason})` : ' (REGION)'}`);
+    for (const p of ready) if (this.presentPath(p) === 'copy') explanation.push(`  guest ${p.kind}: copy path (${p.path === 'copy' ? 'REGION' : `fallback: ${p.bufs.copying}`})`);
     this.lastExplanation = explanation;
     this.planFailureReported = '';
     this.lastProblem = '';
     const paths: AssignedEvent['paths'] = {};
-    for (const p of ready) paths[p.kind] = p.path;
+    for (const p of ready) paths[p.kind] = this.presentPath(p);
     this.lastAssigned = { layout: chosen, paths, explanation, modeset, reason };
     this.emit('assigned', this.lastAssigned);
     for (const p of ready) {

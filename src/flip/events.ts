@@ -46,10 +46,11 @@ export interface NotReadyEvent {
   action: 'keep' | 'blank' | 'wait';
 }
 
+/** A plane switched between zero copy and copying (per guest buffer: a new buffer is tried zero copy again). */
 export interface FallbackEvent {
   plane: GuestPlaneKind;
-  from: 'dmabuf';
-  to: 'copy';
+  from: 'dmabuf' | 'copy';
+  to: 'copy' | 'dmabuf';
   reason: string;
 }
 

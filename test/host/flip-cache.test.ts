@@ -1,77 +1,162 @@
 import { describe, expect, it } from 'vitest';
-import { FbCache, type BufferDesc } from '../../src/flip/fb-cache.js';
-import { decide, classifyQuery, FailureStreak, type PlaneView } from '../../src/flip/decide.js';
-import { copyRows } from '../../src/flip/copy.js';
+import { FbCache, newEntry, type BufferDesc, type FbEntry } from '../../src/flip/fb-cache.js';
+import { decide, classifyQuery, commitFailure, FailureStreak, type PlaneView } from '../../src/flip/decide.js';
+import { copyRows, mappableLengths } from '../../src/flip/copy.js';
+import { addFb2Modifier } from '../../src/kms/fb-modifier.js';
 import { CallCounter } from '../../src/flip/counting.js';
 import { DRM_FORMAT_XRGB8888, DRM_FORMAT_ARGB8888 } from '../../src/binding/constants.js';
 import type { GfxPlaneInfo } from '../../src/binding/types.js';
 
 const desc = (w = 640, h = 480): BufferDesc => ({ width: w, height: h, format: DRM_FORMAT_XRGB8888, modifier: 0n, stride: w * 4 });
 
+/** A cache whose frees are recorded by framebuffer id (entry i gets fd 1000+i, fb 100+i). */
+function cache(capacity: number, opts: ConstructorParameters<typeof FbCache>[2] = {}, onFree?: (e: FbEntry) => void) {
+  const freed: number[] = [];
+  const c = new FbCache(capacity, (e) => {
+    onFree?.(e);
+    freed.push(e.fbId || e.fd);
+  }, opts);
+  const add = (id: number, d = desc()): FbEntry => {
+    const e = newEntry(id, d, d.stride * d.height, 1000 + id);
+    e.fbId = 100 + id;
+    return c.insert(e);
+  };
+  return { c, freed, add };
+}
+
 describe('FbCache', () => {
   it('hits by dmabuf_id, evicts least recently used beyond capacity', () => {
-    const removed: number[] = [];
-    const c = new FbCache(2, (fb) => removed.push(fb));
-    c.insert(1, 101, desc());
-    c.insert(2, 102, desc());
+    const { c, freed, add } = cache(2);
+    add(1);
+    add(2);
     expect(c.lookup(1, desc())?.fbId).toBe(101); // 1 is now most recent
-    c.insert(3, 103, desc());
-    expect(removed).toEqual([102]);
+    add(3);
+    expect(freed).toEqual([102]);
     expect(c.lookup(2, desc())).toBeUndefined();
     expect(c.stats).toMatchObject({ hits: 1, misses: 1, imports: 3, evictions: 1 });
   });
 
-  it('never removes the fb on screen or the pending one; removes it after the flip that replaced it', () => {
-    const removed: number[] = [];
-    const c = new FbCache(1, (fb) => removed.push(fb));
-    c.insert(1, 101, desc());
+  it('never frees the buffer on screen or the pending one; frees it after the flip that replaced it', () => {
+    const { c, freed, add } = cache(1);
+    add(1);
     c.committedAndFlipped(101); // on screen
-    c.insert(2, 102, desc()); // over capacity, but 101 is pinned, 102 is newest
-    expect(removed).toEqual([]);
+    add(2); // over capacity, but 101 is pinned, 102 is newest
+    expect(freed).toEqual([]);
     c.committed(102); // pending flip to 102
-    expect(removed).toEqual([]);
+    expect(freed).toEqual([]);
     c.flipCompleted(); // 101 left the screen: now it can go
-    expect(removed).toEqual([101]);
+    expect(freed).toEqual([101]);
     expect(c.liveFbs()).toEqual([102]);
   });
 
-  it('a changed buffer description for the same id drops the stale fb (deferred while on screen)', () => {
-    const removed: number[] = [];
-    const c = new FbCache(4, (fb) => removed.push(fb));
-    c.insert(7, 107, desc(640, 480));
+  it('a changed buffer description for the same id drops the stale buffer (deferred while on screen)', () => {
+    const { c, freed, add } = cache(4);
+    add(7, desc(640, 480));
     c.committedAndFlipped(107);
     expect(c.lookup(7, desc(800, 600))).toBeUndefined();
-    expect(removed).toEqual([]);
+    expect(freed).toEqual([]);
     expect(c.deferredCount).toBe(1);
-    c.insert(7, 207, desc(800, 600));
-    c.committed(207);
+    // the old export of id 7 is still held: exporting id 7 again now would be a second fd of it
+    expect(c.exportBlocked(7, desc(800, 600))).toMatch(/earlier buffer of dmabuf_id 7 is still held/);
+    c.committed(0);
     c.flipCompleted();
-    expect(removed).toEqual([107]);
+    expect(freed).toEqual([107]);
   });
 
-  it('remembers failed imports and retries only after N frames or a new description', () => {
-    const c = new FbCache(4, () => undefined, 10);
-    expect(c.recordFailure(5, desc(), 100, 'EINVAL')).toBe(1);
-    expect(c.failedReason(5, desc(), 101)).toBe('EINVAL');
-    expect(c.failedReason(5, desc(), 109)).toBe('EINVAL');
-    expect(c.failedReason(5, desc(800, 600), 105)).toBeNull();
-    c.recordFailure(5, desc(), 200, 'EINVAL');
-    expect(c.failedReason(5, desc(), 210)).toBeNull();
+  it('one export per dmabuf_id: an evicted buffer still on screen comes back on lookup (same fd), never exported again', () => {
+    const { c, freed, add } = cache(1);
+    const e1 = add(1);
+    c.committedAndFlipped(101);
+    add(2); // 1 is evicted but pinned: deferred
+    c.committed(102);
+    const back = c.lookup(1, desc());
+    expect(back).toBe(e1);
+    expect(back!.fd).toBe(1001);
+    expect(freed).toEqual([]);
   });
 
-  it('clear() removes cached and deferred fbs and reports removal errors', () => {
-    const removed: number[] = [];
-    const c = new FbCache(4, (fb) => {
-      if (fb === 103) throw new Error('ENOENT');
-      removed.push(fb);
+  it('a freed dmabuf_id is not exported again for quarantineFrames frames', () => {
+    const { c, freed, add } = cache(1, { quarantineFrames: 10 });
+    c.setFrame(100);
+    add(1);
+    add(2); // evicts 1 (not pinned): freed at frame 100
+    expect(freed).toEqual([101]);
+    c.setFrame(105);
+    expect(c.exportBlocked(1, desc())).toMatch(/released 5 frames ago/);
+    c.setFrame(110);
+    expect(c.exportBlocked(1, desc())).toBeNull();
+  });
+
+  it('a failed export is retried with exponential backoff (1, 2, 4 ... frames, capped), at once for a new description', () => {
+    const { c } = cache(4, { retryAfterFrames: 8 });
+    const blockedAt = (frame: number): boolean => {
+      c.setFrame(frame);
+      return c.exportBlocked(5, desc()) !== null;
+    };
+    c.setFrame(100);
+    expect(c.recordFailure(5, desc(), 'ENOMEM')).toBe(1);
+    expect(blockedAt(100)).toBe(true);
+    expect(blockedAt(101)).toBe(false); // 1 frame later
+    expect(c.recordFailure(5, desc(), 'ENOMEM')).toBe(2);
+    expect(blockedAt(102)).toBe(true);
+    expect(blockedAt(103)).toBe(false); // 2 frames later
+    for (let i = 3; i <= 10; i++) c.recordFailure(5, desc(), 'ENOMEM');
+    expect(blockedAt(103 + 7)).toBe(true);
+    expect(blockedAt(103 + 8)).toBe(false); // capped at retryAfterFrames
+    c.setFrame(104);
+    expect(c.exportBlocked(5, desc(800, 600))).toBeNull(); // another buffer: try now
+  });
+
+  it('clear() frees cached and deferred buffers and reports errors of frees that failed', () => {
+    const { c, freed, add } = cache(4, {}, (e) => {
+      if (e.fbId === 103) throw new Error('ENOENT');
     });
-    c.insert(1, 101, desc());
-    c.insert(2, 102, desc());
-    c.insert(3, 103, desc());
+    add(1);
+    add(2);
+    add(3);
     const errors = c.clear();
-    expect(removed.sort()).toEqual([101, 102]);
+    expect(freed.sort()).toEqual([101, 102]);
     expect(errors).toHaveLength(1);
     expect(c.size).toBe(0);
+  });
+});
+
+describe('mappableLengths, copyRows with a short source', () => {
+  it('a dma-buf whose size is not page aligned: whole size first, then the whole pages', () => {
+    expect(mappableLengths(800 * 600 * 4)).toEqual([1920000, 1916928]); // mbochs 800x600
+    expect(mappableLengths(1024 * 768 * 4)).toEqual([3145728]);
+    expect(mappableLengths(100)).toEqual([100]);
+  });
+  it('copies the rows that are there and, with partial, the start of the last one', () => {
+    const src = Buffer.alloc(10 * 2 + 4, 7); // 2 whole rows of stride 10, then 4 bytes
+    const dst = Buffer.alloc(16 * 3);
+    expect(copyRows(src, 10, dst, 16, 8, 3)).toBe(16);
+    expect(copyRows(src, 10, dst, 16, 8, 3, true)).toBe(20);
+    expect([...dst.subarray(32, 38)]).toEqual([7, 7, 7, 7, 0, 0]);
+  });
+});
+
+describe('commitFailure: which failed commits may demote a buffer to copying', () => {
+  const err = (code: string): Error => Object.assign(new Error(code), { code });
+  it('EBUSY is a retry, EACCES is not being master, EINVAL/ERANGE are about the buffer', () => {
+    expect(commitFailure(err('EBUSY'))).toBe('busy');
+    expect(commitFailure(err('EACCES'))).toBe('master');
+    expect(commitFailure(err('EPERM'))).toBe('master');
+    expect(commitFailure(err('ENODEV'))).toBe('device');
+    expect(commitFailure(err('EINVAL'))).toBe('buffer');
+    expect(commitFailure(err('ERANGE'))).toBe('buffer');
+  });
+});
+
+describe('addFb2Modifier', () => {
+  it('passes LINEAR explicitly with the cap, nothing without; refuses a tiled buffer without the cap', () => {
+    expect(addFb2Modifier(0n, true, 'card0')).toEqual({ modifiers: [0n] });
+    expect(addFb2Modifier(0n, false, 'card0')).toEqual({});
+    expect(addFb2Modifier(0x00ffffffffffffffn, true, 'card0')).toEqual({});
+    expect(addFb2Modifier(0x0100000000000001n, true, 'card0')).toEqual({ modifiers: [0x0100000000000001n] });
+    expect(() => addFb2Modifier(0x0100000000000001n, false, '/dev/dri/card0')).toThrow(
+      '/dev/dri/card0 does not accept framebuffer modifiers (DRM_CAP_ADDFB2_MODIFIERS is 0) and the guest buffer has modifier 0x100000000000001 (not linear): it cannot be shown without copying',
+    );
   });
 });
 
@@ -175,17 +260,19 @@ describe('copy and counting helpers', () => {
 });
 
 describe('FbCache.invalidateAll', () => {
-  it('drops everything but removes the on-screen fb only after the next flip', () => {
-    const removed: number[] = [];
-    const c = new FbCache(4, (fb) => removed.push(fb));
-    c.insert(1, 101, desc());
-    c.insert(2, 102, desc());
+  it('drops everything; the on-screen buffer is freed after the next flip, and comes back (no second export) if the guest still uses it', () => {
+    const { c, freed, add } = cache(4);
+    add(1);
+    add(2);
     c.committedAndFlipped(102);
     c.invalidateAll();
-    expect(removed).toEqual([101]);
-    expect(c.lookup(2, desc())).toBeUndefined();
-    c.insert(2, 202, desc());
-    c.committedAndFlipped(202);
-    expect(removed).toEqual([101, 102]);
+    expect(freed).toEqual([101]);
+    expect(c.exportBlocked(1, desc())).toMatch(/released 0 frames ago/);
+    expect(c.lookup(2, desc())?.fd).toBe(1002);
+    add(3);
+    c.committedAndFlipped(103);
+    c.invalidateAll();
+    c.committedAndFlipped(0);
+    expect(freed).toEqual([101, 102, 103]);
   });
 });
