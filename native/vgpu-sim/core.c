@@ -44,8 +44,12 @@ static struct vsim_type vsim_types[] = {
 	  .vram_mb = 32, .max_width = 1920, .max_height = 1080 },
 	{ .type.sysfs_name = "large", .type.pretty_name = "vgpu-sim large (128 MiB, up to 3840x2160)",
 	  .vram_mb = 128, .max_width = 3840, .max_height = 2160 },
+	/* compute only (like NVIDIA's C-series profiles): a VFIO PCI device without the display ABI */
+	{ .type.sysfs_name = "headless", .type.pretty_name = "vgpu-sim headless (16 MiB, no display)",
+	  .vram_mb = 16, .headless = true },
 };
-static struct mdev_type *vsim_mdev_types[] = { &vsim_types[0].type, &vsim_types[1].type };
+static struct mdev_type *vsim_mdev_types[] = { &vsim_types[0].type, &vsim_types[1].type,
+					       &vsim_types[2].type };
 
 static struct mdev_parent vsim_parent;
 static struct device vsim_parent_dev;
@@ -305,7 +309,7 @@ void vsim_guest_changed(struct vsim_dev *d, int plane)
 	char why[128];
 	u64 size;
 
-	if (!vsim_drm_available())
+	if (d->type->headless || !vsim_drm_available())
 		return;
 	if (vsim_plane_check(d, plane, &p->cfg, &size, why, sizeof(why))) {
 		b = vsim_plane_buf(d, plane, size, false);
@@ -325,6 +329,10 @@ int vsim_plane_fb_id(struct vsim_dev *d, int plane, u32 *id, char *why, size_t w
 	u64 size;
 
 	*id = 0;
+	if (d->type->headless) {
+		snprintf(why, whylen, "headless type: no display");
+		return -ENODEV;
+	}
 	if (p->not_ready) {
 		snprintf(why, whylen, "not ready (fault injected)");
 		return -ENODATA;
@@ -570,34 +578,64 @@ static long vsim_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long
 	}
 	case VFIO_DEVICE_GET_REGION_INFO:
 		return vsim_region_info(d, uarg);
-	case VFIO_DEVICE_GET_IRQ_INFO: {
-		const size_t minsz = offsetofend(struct vfio_irq_info, count);
-		struct vfio_irq_info info;
-
-		if (copy_from_user(&info, uarg, minsz))
-			return -EFAULT;
-		if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_IRQS)
-			return -EINVAL;
-		info.flags = 0;
-		info.count = 0;
-		return copy_to_user(uarg, &info, minsz) ? -EFAULT : 0;
-	}
+	case VFIO_DEVICE_GET_IRQ_INFO:
+		return vsim_pci_irq_info(d, uarg);
 	case VFIO_DEVICE_SET_IRQS:
-		return -EINVAL;
+		return vsim_pci_set_irqs(d, uarg);
 	case VFIO_DEVICE_RESET:
+		/*
+		 * A function reset, as QEMU's vfio-pci does at every machine reset (also when it
+		 * starts, before the guest runs): the guest's display is gone (all planes off, as
+		 * after a reboot), config space returns to its power-on state, INTx is unmasked.
+		 * The user's IRQ eventfds stay set up (as with vfio-pci).
+		 */
 		mutex_lock(&d->lock);
+		d->resets++;
 		vsim_guest_reset(d);
+		vsim_pci_init_config(d);
+		d->intx_masked = false;
 		mutex_unlock(&d->lock);
 		return 0;
 	case VFIO_DEVICE_QUERY_GFX_PLANE:
+		if (d->type->headless)
+			return -ENOTTY;	/* no display ABI at all, as a passthrough device */
 		return vsim_query_plane(d, uarg);
 	case VFIO_DEVICE_GET_GFX_DMABUF:
+		if (d->type->headless)
+			return -ENOTTY;
 		return vsim_get_dmabuf(d, uarg);
 	}
 	return -ENOTTY;
 }
 
 /* ------------------------------------------------------------------ regions: read/write/mmap */
+
+/* the emulated config space (pci.c): reads as stored, writes through the per-byte masks */
+static ssize_t vsim_config_rw(struct vsim_dev *d, char __user *ubuf, size_t count, loff_t *ppos,
+			      bool write)
+{
+	u64 off = *ppos & VSIM_REGION_MASK;
+	u8 buf[VSIM_CONFIG_SIZE];
+
+	if (off >= VSIM_CONFIG_SIZE)
+		return 0;
+	count = min_t(u64, count, VSIM_CONFIG_SIZE - off);
+	if (write) {
+		if (copy_from_user(buf, ubuf, count))
+			return -EFAULT;
+		mutex_lock(&d->lock);
+		vsim_pci_config_write(d, off, buf, count);
+		mutex_unlock(&d->lock);
+	} else {
+		mutex_lock(&d->lock);
+		memcpy(buf, d->vconfig + off, count);
+		mutex_unlock(&d->lock);
+		if (copy_to_user(ubuf, buf, count))
+			return -EFAULT;
+	}
+	*ppos += count;
+	return count;
+}
 
 static ssize_t vsim_rw(struct vsim_dev *d, char __user *ubuf, size_t count, loff_t *ppos,
 		       bool write)
@@ -608,14 +646,12 @@ static ssize_t vsim_rw(struct vsim_dev *d, char __user *ubuf, size_t count, loff
 	u64 limit;
 	u8 *base;
 
+	if (index == VFIO_PCI_CONFIG_REGION_INDEX)
+		return vsim_config_rw(d, ubuf, count, ppos, write);
 	switch (index) {
 	case VSIM_VRAM_REGION:
 		base = d->vram;
 		limit = d->vram_size;
-		break;
-	case VFIO_PCI_CONFIG_REGION_INDEX:
-		base = d->vconfig;
-		limit = VSIM_CONFIG_SIZE;
 		break;
 	default:
 		return -EINVAL;
@@ -624,8 +660,6 @@ static ssize_t vsim_rw(struct vsim_dev *d, char __user *ubuf, size_t count, loff
 		return 0;
 	count = min_t(u64, count, limit - off);
 	if (write) {
-		if (index == VFIO_PCI_CONFIG_REGION_INDEX)
-			return count;	/* the emulated config space ignores writes */
 		if (copy_from_user(base + off, ubuf, count))
 			return -EFAULT;
 	} else if (copy_to_user(ubuf, base + off, count)) {
@@ -684,18 +718,6 @@ static int vsim_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
 
 /* ------------------------------------------------------------------ device lifetime */
 
-static void vsim_init_config(struct vsim_dev *d)
-{
-	u8 *c = d->vconfig;
-
-	put_unaligned_le16(0x1b36, c + PCI_VENDOR_ID);		/* a test vendor, no real device */
-	put_unaligned_le16(0x10f0, c + PCI_DEVICE_ID);
-	put_unaligned_le16(0x1b36, c + PCI_SUBSYSTEM_VENDOR_ID);
-	put_unaligned_le16(0x10f0, c + PCI_SUBSYSTEM_ID);
-	put_unaligned_le16(0x0380, c + PCI_CLASS_DEVICE);	/* display controller, other */
-	put_unaligned_le32(PCI_BASE_ADDRESS_MEM_PREFETCH, c + PCI_BASE_ADDRESS_0);
-}
-
 static bool vsim_budget_take(u32 mb)
 {
 	int used = atomic_read(&vsim_used_mb);
@@ -741,7 +763,7 @@ static int vsim_init_dev(struct vfio_device *vdev)
 	}
 	d->fault_query.dev = d;
 	d->fault_dmabuf.dev = d;
-	vsim_init_config(d);
+	vsim_pci_init_config(d);
 	return 0;
 
 err_pages:
@@ -783,6 +805,8 @@ static void vsim_close_device(struct vfio_device *vdev)
 	mutex_lock(&d->lock);
 	d->open = false;
 	vsim_cache_clear(d);
+	vsim_pci_irqs_release(d);	/* the user's eventfds go with the device */
+	vsim_pci_init_config(d);
 	mutex_unlock(&d->lock);
 }
 
@@ -830,6 +854,8 @@ static ssize_t vsim_show_description(struct mdev_type *mtype, char *buf)
 {
 	const struct vsim_type *t = container_of(mtype, struct vsim_type, type);
 
+	if (t->headless)
+		return sysfs_emit(buf, "video memory %u MiB, no display (compute only)\n", t->vram_mb);
 	return sysfs_emit(buf, "video memory %u MiB, max %ux%u, planes primary cursor overlay\n",
 			  t->vram_mb, t->max_width, t->max_height);
 }
@@ -844,6 +870,7 @@ static const struct vfio_device_ops vsim_dev_ops = {
 	.write = vsim_write,
 	.ioctl = vsim_ioctl,
 	.mmap = vsim_mmap,
+	.request = vsim_pci_request,
 };
 
 static struct mdev_driver vsim_driver = {

@@ -310,14 +310,16 @@ static const struct file_operations vsim_flip_count_fops = {
 static ssize_t vsim_info_read(struct file *f, char __user *ubuf, size_t len, loff_t *ppos)
 {
 	struct vsim_dev *d = file_inode(f)->i_private;
+	char pci[256];
 	char *text;
 
 	mutex_lock(&d->lock);
+	vsim_pci_describe(d, pci, sizeof(pci));
 	text = kasprintf(GFP_KERNEL,
-			 "type=%s vram_size=%llu max_width=%u max_height=%u open=%d cached_buffers=%u next_id=%u drm_fb=%d\n",
+			 "type=%s vram_size=%llu max_width=%u max_height=%u open=%d cached_buffers=%u next_id=%u drm_fb=%d %s\n",
 			 d->type->type.sysfs_name, d->vram_size, d->type->max_width,
 			 d->type->max_height, d->open, d->nbufs, d->next_id,
-			 vsim_drm_available());
+			 !d->type->headless && vsim_drm_available(), pci);
 	mutex_unlock(&d->lock);
 	return vsim_read_text(ubuf, len, ppos, text);
 }

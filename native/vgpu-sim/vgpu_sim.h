@@ -27,6 +27,7 @@ struct vsim_type {
 	struct mdev_type type;
 	u32 vram_mb;
 	u32 max_width, max_height;
+	bool headless;			/* no display ABI (QUERY_GFX_PLANE: ENOTTY) */
 };
 
 /* What the guest programmed into one plane (any values: checked before use). */
@@ -67,7 +68,12 @@ struct vsim_dev {
 	unsigned int npages;
 	u64 vram_size;
 	void *vram;			/* kernel mapping of all pages */
-	u8 vconfig[VSIM_CONFIG_SIZE];
+	u8 vconfig[VSIM_CONFIG_SIZE];	/* PCI config space (pci.c), under lock */
+	u8 vconfig_wmask[VSIM_CONFIG_SIZE];	/* writable bits per byte */
+	struct eventfd_ctx *irq_trigger[VFIO_PCI_NUM_IRQS];	/* SET_IRQS eventfds */
+	bool intx_masked;
+	u64 irq_fired[VFIO_PCI_NUM_IRQS];
+	u64 resets;			/* VFIO_DEVICE_RESET calls */
 
 	struct vsim_plane planes[VSIM_NPLANES];
 	struct list_head bufs;		/* struct vsim_buf.node, under vsim_buf_lock */
@@ -122,6 +128,15 @@ void vsim_buf_put(struct vsim_buf *b);
 void vsim_guest_changed(struct vsim_dev *d, int plane);
 void vsim_guest_reset(struct vsim_dev *d);
 int vsim_plane_fb_id(struct vsim_dev *d, int plane, u32 *id, char *why, size_t whylen);
+
+/* pci.c */
+void vsim_pci_init_config(struct vsim_dev *d);
+void vsim_pci_config_write(struct vsim_dev *d, unsigned int off, const u8 *buf, size_t len);
+int vsim_pci_irq_info(struct vsim_dev *d, void __user *arg);
+int vsim_pci_set_irqs(struct vsim_dev *d, void __user *arg);
+void vsim_pci_irqs_release(struct vsim_dev *d);
+void vsim_pci_request(struct vfio_device *vdev, unsigned int count);
+int vsim_pci_describe(struct vsim_dev *d, char *buf, size_t len);
 
 /* dmabuf.c */
 struct dma_buf *vsim_buf_export(struct vsim_buf *b);

@@ -208,6 +208,20 @@ export interface SimInfo {
   drmFb: boolean;
 }
 
+/** vgpu-sim's PCI state (see SimGuest.pciState). */
+export interface SimPciState {
+  resets: number;
+  command: number;
+  bar0: number;
+  /** an eventfd is set for the index (VFIO_DEVICE_SET_IRQS ACTION_TRIGGER) */
+  intx: boolean;
+  intxMasked: boolean;
+  err: boolean;
+  req: boolean;
+  intxFired: number;
+  reqFired: number;
+}
+
 function num(m: Map<string, string>, k: string): number {
   const v = m.get(k);
   if (v === undefined) throw new Error(`vgpu-sim: field ${k} missing`);
@@ -269,6 +283,26 @@ export class SimGuest {
       open: m.get('open') === '1',
       cachedBuffers: num(m, 'cached_buffers'),
       drmFb: m.get('drm_fb') === '1',
+    };
+  }
+
+  /**
+   * The PCI side of the instance as a VMM's vfio-pci left it (debugfs "info"): how often it was
+   * reset (VFIO_DEVICE_RESET), config space command register and BAR0, which IRQ indexes have
+   * an eventfd (SET_IRQS), INTx mask state, and how often INTx / REQ fired.
+   */
+  pciState(): SimPciState {
+    const m = kv(readText(this.file('info')));
+    return {
+      resets: num(m, 'resets'),
+      command: num(m, 'pci_command'),
+      bar0: num(m, 'bar0'),
+      intx: m.get('intx') === 'eventfd',
+      intxMasked: m.get('intx_masked') === '1',
+      err: m.get('err') === 'eventfd',
+      req: m.get('req') === 'eventfd',
+      intxFired: num(m, 'intx_fired'),
+      reqFired: num(m, 'req_fired'),
     };
   }
 
