@@ -366,7 +366,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     this.mode = mode;
     this.needModeset = modeset;
     this.periodUs = mode.vrefresh > 0 ? Math.round(1e6 / mode.vrefresh) : 16667;
-    this.saved = captureState(this.snapshot);
+    this.saved = captureState(this.snapshot, { crtcIds: [crtc.id], connectorIds: this.connector ? [this.connector.id] : [] });
     this.running = true;
     this.unsubscribe = this.dev.onEvent('flip', (e) => this.onFlip(e));
     this.lastVblankUs = nowUs();
@@ -997,6 +997,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
       for (const f of frames) {
         f.p.bufs.cache.committed(f.p.fbId);
         f.p.view.shown = f.p.view.shown ? { ...f.p.view.shown, id: -1 } : null;
+        if (f.fbId === 0) f.p.view.blanked = false; // a blanking frame that failed is retried
       }
       const why = commitFailure(e);
       if (why === 'busy') {

@@ -25,8 +25,27 @@ function pick(props: PropertyMap, names: readonly string[]): Record<string, bigi
   return out;
 }
 
-/** Capture the restorable state from a snapshot (pure). */
-export function captureState(s: KmsSnapshot): SavedKmsState {
+/**
+ * Capture the restorable state from a snapshot (pure). With `crtcIds`, only what a presenter
+ * on those CRTCs can change: those CRTCs, the connectors routed to them (and `connectorIds`,
+ * the ones it will route there; writeback connectors always), and the planes that can be on
+ * them. Restoring then leaves every other CRTC of the device alone (never recommits a monitor
+ * we did not touch).
+ */
+export function captureState(s: KmsSnapshot, scope?: { crtcIds: number[]; connectorIds?: number[] }): SavedKmsState {
+  if (scope) {
+    const crtcs = s.crtcs.filter((c) => scope.crtcIds.includes(c.id));
+    const mask = crtcs.reduce((m, c) => m | (1 << c.index), 0);
+    const conns = new Set(scope.connectorIds ?? []);
+    const sub: KmsSnapshot = {
+      ...s,
+      crtcs,
+      connectors: s.connectors.filter((c) => c.writeback || conns.has(c.id) || scope.crtcIds.includes(c.crtcId)),
+      // planes that can be on them and are not showing on another CRTC
+      planes: s.planes.filter((p) => (p.possibleCrtcs & mask) !== 0 && (p.crtcId === 0 || scope.crtcIds.includes(p.crtcId))),
+    };
+    return captureState(sub);
+  }
   return {
     path: s.path,
     crtcs: s.crtcs.map((c) => ({

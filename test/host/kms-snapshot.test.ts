@@ -212,3 +212,19 @@ describe('captureState', () => {
     expect(JSON.parse(JSON.stringify(st, (_k, v) => (typeof v === 'bigint' ? bigintToHex(v) : v))).planes[0].props.FB_ID).toBe('0x4d');
   });
 });
+
+describe('captureState scoped to the CRTCs a presenter uses', () => {
+  it('keeps only that CRTC, its connectors and the planes that can be on it (a restore never touches the other monitors)', async () => {
+    const { loadSnapshotFile } = await import('../../src/kms/snapshot-json.js');
+    const intel = loadSnapshotFile(new URL('../fixtures/flip-intel-snapshot.json', import.meta.url).pathname);
+    const all = captureState(intel);
+    expect(all.crtcs.map((c) => c.id)).toEqual([80, 81, 82]);
+    const pipeB = captureState(intel, { crtcIds: [81], connectorIds: [97] });
+    expect(pipeB.crtcs.map((c) => c.id)).toEqual([81]);
+    expect(pipeB.connectors.map((c) => c.id)).toEqual([97]); // HDMI-A-1 will be routed there; eDP-1 (on pipe A) is left alone
+    expect(pipeB.planes.map((p) => p.id)).toEqual([35, 36, 37, 38]);
+    const pipeA = captureState(intel, { crtcIds: [80] });
+    expect(pipeA.connectors.map((c) => c.id)).toEqual([95]);
+    expect(pipeA.planes.map((p) => p.id)).toEqual([31, 32, 33, 34]);
+  });
+});
