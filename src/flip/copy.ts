@@ -54,6 +54,8 @@ export interface CopySource {
   /** run fn with the pixels (sync brackets for dma-bufs) */
   read<T>(fn: (pixels: Buffer) => T): T;
   close(): void;
+  /** a region: whether it is mapped (else every read is a pread of the whole length) */
+  readonly mapped?: boolean;
 }
 
 /** The mapped framebuffer of a REGION plane: region `index` of the VFIO device, from offset 0. */
@@ -69,6 +71,9 @@ export function regionSource(api: NativeAddon, deviceFd: number, regionIndex: nu
   }
   return {
     kind: 'region',
+    get mapped(): boolean {
+      return map !== null;
+    },
     read<T>(fn: (pixels: Buffer) => T): T {
       if (map) return fn(Buffer.from(map.buffer, 0, map.length));
       return fn(api.pread(deviceFd, info.offset, length));

@@ -12,7 +12,8 @@ import type { NativeAddon } from '../binding/types.js';
 import { DRM_CAP_ADDFB2_MODIFIERS, fourccToString } from '../binding/constants.js';
 import { addFb2Modifier } from '../kms/fb-modifier.js';
 import type { DrmDevice } from '../kms/index.js';
-import { CopyTargets, dmabufView } from './copy.js';
+import { CopyTargets, dmabufView, type CopySource } from './copy.js';
+import { locateInRegion, withTail } from './dmabuf-tail.js';
 import { FbCache, newEntry, type BufferDesc, type FbEntry } from './fb-cache.js';
 
 /** What a frame of this plane shows. */
@@ -37,6 +38,8 @@ export interface DmabufHost {
   problem(stage: string, error: unknown, count: number): void;
   /** the plane switched between zero copy and copying */
   fallback(reason: string | null): void;
+  /** the vGPU's video memory as a mapped region (BAR0), where a dma-buf tail may be read; null: none */
+  videoMemory(): CopySource | null;
 }
 
 /** The counters this source keeps (a part of the engine's per-plane statistics). */
@@ -88,7 +91,7 @@ export class DmabufBuffers {
         this.refuse(e, `the DRM device cannot import it (${(err as Error).message})`);
       }
     }
-    return this.copyOf(e);
+    return this.copyOf(e, frame);
   }
 
   /** The buffer cannot be scanned out (the commit failed with it): copy it from now on. */
@@ -204,10 +207,14 @@ export class DmabufBuffers {
     }
   }
 
-  private copyOf(e: FbEntry): Obtained | null {
+  private copyOf(e: FbEntry, frame: number): Obtained | null {
     if (e.copyError !== null) return null;
     try {
-      e.cpu ??= dmabufView(this.host.api, e.fd, e.size, e.desc);
+      if (!e.cpu) {
+        const v = dmabufView(this.host.api, e.fd, e.size, e.desc);
+        e.cpu = v;
+        e.unreadable = v.unreadable;
+      }
     } catch (err) {
       e.copyError = (err as Error).message;
       this.counters.errors++;
@@ -222,10 +229,47 @@ export class DmabufBuffers {
       );
       return null;
     }
+    if (e.unreadable > 0 && frame >= e.tailRetry) this.readTail(e, frame);
     const r = this.copies.copy(e.cpu, e.desc);
     this.counters.copies++;
     this.counters.bytesCopied += r.bytes;
     return { fbId: r.fbId, imported: false, bytes: r.bytes, entry: e, copied: true };
+  }
+
+  private tailReported = false;
+
+  /** Find the unmappable tail of the buffer in the vGPU's video memory (see dmabuf-tail.ts). */
+  private readTail(e: FbEntry, frame: number): void {
+    const view = e.cpu as CopySource & { readonly length: number };
+    let where: number | 'ambiguous' | 'absent' | 'no-region' = 'no-region';
+    let region: CopySource | null = null;
+    try {
+      region = this.host.videoMemory();
+      if (region) where = region.read((r) => view.read((p) => locateInRegion(r, p)));
+    } catch {
+      where = 'no-region';
+    }
+    if (typeof where === 'number' && region) {
+      e.cpu = withTail(view, region, where, view.length + e.unreadable);
+      e.unreadable = 0;
+      return;
+    }
+    // the frame is uniform where it is mapped: try again later, when the guest drew something
+    e.tailRetry = where === 'ambiguous' ? frame + 60 : Number.MAX_SAFE_INTEGER;
+    if (this.tailReported) return;
+    this.tailReported = true;
+    const why =
+      where === 'no-region'
+        ? 'the vGPU offers no mapped video memory region to read it from'
+        : where === 'ambiguous'
+          ? 'its pages match several places of the video memory (a uniform frame); looking again every 60 frames'
+          : 'its pages are not in the video memory region';
+    this.counters.errors++;
+    this.host.problem(
+      `copy fallback for dmabuf_id ${e.dmabufId} (${planeDesc(e.desc)})`,
+      new Error(`${this.label}: the last ${e.unreadable} bytes of the buffer lie past its last whole page, which the kernel does not map (the driver's dma-buf size ${e.size} is not page aligned), and ${why}: they stay black in the copy`),
+      1,
+    );
   }
 
   private removeFb(fbId: number): void {

@@ -456,6 +456,8 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     }
     this.modeBlob?.destroy();
     this.modeBlob = null;
+    this.vram?.close();
+    this.vram = undefined;
     this.emit('stopped', { restored, message });
   }
 
@@ -1043,8 +1045,26 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         this.stats.errors++;
         this.report({ plane: kind, stage, error, count, fatal: false });
       },
+      videoMemory: () => this.videoMemory(),
       fallback: (reason) => this.emit('fallback', reason === null ? { plane: kind, from: 'copy', to: 'dmabuf', reason: 'zero copy again: the guest buffer can be scanned out' } : { plane: kind, from: 'dmabuf', to: 'copy', reason }),
     };
+  }
+
+  /** BAR0 of the vGPU mapped read-only (VFIO_PCI_BAR0_REGION_INDEX), opened once; null when not mappable. */
+  private vram: CopySource | null | undefined;
+  private videoMemory(): CopySource | null {
+    if (this.vram !== undefined) return this.vram;
+    try {
+      const r = this.guest.openRegion(0, Number.MAX_SAFE_INTEGER);
+      if (r.mapped) this.vram = r;
+      else {
+        r.close();
+        this.vram = null;
+      }
+    } catch {
+      this.vram = null;
+    }
+    return this.vram;
   }
 
   /** The framebuffer for this guest buffer: cached, imported, or a copy. null: skip this frame. */

@@ -53,12 +53,16 @@ export interface FbEntry {
   cpu: CopySource | null;
   /** why no copy can be made of it (reported once; retried only for a new buffer) */
   copyError: string | null;
+  /** bytes at its end the CPU view cannot read (a dma-buf tail past the last whole page) */
+  unreadable: number;
+  /** the frame from which finding that tail elsewhere is tried again */
+  tailRetry: number;
   /** frames it was used on (for statistics) */
   uses: number;
 }
 
 export function newEntry(dmabufId: number, desc: BufferDesc, size: number, fd: number): FbEntry {
-  return { dmabufId, desc: { ...desc }, size, fd, fbId: 0, scanout: 'untried', refused: null, cpu: null, copyError: null, uses: 1 };
+  return { dmabufId, desc: { ...desc }, size, fd, fbId: 0, scanout: 'untried', refused: null, cpu: null, copyError: null, unreadable: 0, tailRetry: 0, uses: 1 };
 }
 
 interface FailedExport {
