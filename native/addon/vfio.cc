@@ -134,6 +134,22 @@ Napi::Value PidfdGetFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckArgCount(info, 1, "pidfdOpen");
+  int32_t pid = ArgI32(info, 0, "pidfdOpen", "pid");
+  if (pid <= 0) ThrowRange(env, "pidfdOpen: pid must be positive");
+  const std::string who = "pid " + std::to_string(pid);
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) {
+    int e = errno;
+    ThrowKernel(env, "pidfd_open", who, e, e == ESRCH ? "no such process" : "");
+  }
+  fcntl(pidfd, F_SETFD, fcntl(pidfd, F_GETFD) | FD_CLOEXEC);
+  SetFdLabel(pidfd, "pidfd of " + who);
+  return Napi::Number::New(env, pidfd);
+}
+
 Napi::Value VfioDeviceInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckArgCount(info, 1, "vfioDeviceInfo");
@@ -252,6 +268,7 @@ Napi::Value VfioGetGfxDmabuf(const Napi::CallbackInfo& info) {
 void InitVfio(Napi::Env env, Napi::Object exports) {
   exports.Set("vfioOpenMdev", Napi::Function::New(env, VfioOpenMdev, "vfioOpenMdev"));
   exports.Set("pidfdGetFd", Napi::Function::New(env, PidfdGetFd, "pidfdGetFd"));
+  exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("vfioDeviceInfo", Napi::Function::New(env, VfioDeviceInfo, "vfioDeviceInfo"));
   exports.Set("vfioRegionInfo", Napi::Function::New(env, VfioRegionInfo, "vfioRegionInfo"));
   exports.Set("vfioQueryGfxPlane", Napi::Function::New(env, VfioQueryGfxPlane, "vfioQueryGfxPlane"));

@@ -239,6 +239,11 @@ export interface NativeAddon {
   vfioOpenMdev(groupId: number, deviceName: string): VfioMdevHandles;
   /** pidfd_open(pid) + pidfd_getfd(targetFd): a duplicate of another process' fd (root) */
   pidfdGetFd(pid: number, targetFd: number): number;
+  /**
+   * pidfd_open(pid): a pidfd (O_CLOEXEC) that polls readable when the process exits; the
+   * caller closes it. Optional: addons built before it was added lack it.
+   */
+  pidfdOpen?(pid: number): number;
   vfioDeviceInfo(deviceFd: number): VfioDeviceInfo;
   vfioRegionInfo(deviceFd: number, index: number): VfioRegionInfo;
   /** VFIO_DEVICE_QUERY_GFX_PLANE with argsz = sizeof(struct); flags as given; drmPlaneType in */

@@ -8,101 +8,19 @@
 // counters, removed when the engine stops or the process exits. A file whose process is gone
 // (killed with SIGKILL, crashed in native code) is stale: readers ignore it (the pid is dead, or
 // was reused by a process that started later than the one that wrote the file).
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+// The folder is shared (/run): files are created with O_CREAT|O_EXCL|O_NOFOLLOW (a planted
+// symlink or file is removed, never followed), a folder that is a symlink or writable by
+// others without the sticky bit is refused, and readers open with O_NOFOLLOW, accept only
+// regular files of at most 1 MiB and validate the JSON.
+import { mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { FlipEngine } from '../flip/engine.js';
 import type { FrameEvent, PresentPath } from '../flip/events.js';
 import type { GuestPlaneKind } from '../flip/planner.js';
+import { ASSIGNMENT_SCHEMA, checkRunDir, defaultRunDir, drmMinorOf, procStartTime, UnsafeRunDir, writeExclusive, type AssignmentStateFile, type PublishedPath } from './assignment-state-file.js';
 
-export const ASSIGNMENT_SCHEMA = 'vgpu-flip/assignment-state@1';
-
-export function defaultRunDir(): string {
-  return process.env.VGPU_FLIP_RUN_DIR || '/run/vgpu-flip';
-}
-
-export interface RectJson {
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-}
-
-export type PublishedPath = 'drm_fb' | 'dmabuf' | 'region' | 'copy';
-
-export interface PublishedPlane {
-  guest: GuestPlaneKind;
-  /**
-   * how the guest plane reaches the screen: the vendor's host fb ('drm_fb'), an imported
-   * dma-buf ('dmabuf'), copies from the REGION path ('region'), or copies after a DMABUF plane
-   * fell back ('copy')
-   */
-  path: PublishedPath;
-  hwPlaneId: number;
-  hwPlaneType: string;
-  hwPlaneIndex: number;
-  crtcId: number;
-  /** the framebuffer the hardware plane shows now (as far as this process knows; 0: none yet) */
-  fbId: number;
-  /** dmabuf_id (DMABUF), region index (REGION) or framebuffer id (DRM_FB) of that frame */
-  bufferId: number | null;
-  /** framebuffer ids this plane used recently (most recent last, at most 16) */
-  recentFbIds: number[];
-  src: RectJson;
-  dst: RectJson;
-}
-
-export interface AssignmentStateFile {
-  schema: typeof ASSIGNMENT_SCHEMA;
-  pid: number;
-  /** /proc/<pid>/stat start time (clock ticks since boot): tells a reused pid apart */
-  procStart: number | null;
-  command: string;
-  startedAt: string;
-  updatedAt: string;
-  /** vGPU UUID, null for a guest that is not an mdev (tests' loopback guest) */
-  vgpu: string | null;
-  guest: string;
-  device: string;
-  /** DRM minor of `device` (the N of /sys/kernel/debug/dri/N), null if unknown */
-  drmMinor: number | null;
-  path: 'drm_fb' | 'dmabuf' | 'region';
-  /** 'starting': no assignment yet; 'assigned'; 'stopped' (about to exit) */
-  state: 'starting' | 'assigned' | 'stopped';
-  crtc: { id: number; index: number } | null;
-  connector: { id: number; name: string } | null;
-  mode: string | null;
-  planes: PublishedPlane[];
-  /** every framebuffer id the process holds (fb cache + copy buffers; DRM_FB: none of its own) */
-  fbIdsInUse: number[];
-  stats: { frames: number; commits: number; assignCommits: number; kernelFlips: number; guestFlips: number | null; errors: number };
-  lastError: string | null;
-}
-
-/** Linux: /proc/<pid>/stat field 22 (start time), null elsewhere or when unreadable. */
-export function procStartTime(pid: number, procRoot = '/proc'): number | null {
-  try {
-    const s = readFileSync(path.join(procRoot, String(pid), 'stat'), 'utf8');
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields after the last ')'
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    const v = Number(rest[19]);
-    return Number.isFinite(v) ? v : null;
-  } catch {
-    return null;
-  }
-}
-
-/** DRM minor of a card node (its char device's minor number), null when not a char device. */
-export function drmMinorOf(device: string): number | null {
-  try {
-    const st = statSync(device);
-    if (!st.isCharacterDevice()) return null;
-    const rdev = st.rdev;
-    return (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
-  } catch {
-    const m = /card(\d+)$/.exec(device);
-    return m ? Number(m[1]) : null;
-  }
-}
+export * from './assignment-state-file.js';
+export * from './assignment-state-read.js';
 
 export interface PublishOptions {
   vgpu?: string | null;
@@ -223,13 +141,15 @@ export function publishAssignmentState(engine: FlipEngine, o: PublishOptions = {
     dirty = false;
     try {
       mkdirSync(dir, { recursive: true, mode: 0o755 });
-      writeFileSync(tmp, JSON.stringify(snapshot(), null, 2) + '\n', { mode: 0o644 });
-      renameSync(tmp, file);
+      checkRunDir(dir);
+      writeExclusive(tmp, JSON.stringify(snapshot(), null, 2) + '\n');
+      renameSync(tmp, file); // replaces a planted symlink at `file` itself, never follows it
       written = true;
     } catch (e) {
       disabled = true;
       const code = typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : String(e);
-      warn(`cannot publish the assignment state as ${file} (${code}${code === 'EACCES' || code === 'EPERM' ? ': run as root or set VGPU_FLIP_RUN_DIR to a writable folder' : ''}); \`vgpu-flip debugfs\` will not show this assignment`);
+      const detail = e instanceof UnsafeRunDir ? `: ${e.message}` : '';
+      warn(`cannot publish the assignment state as ${file} (${code}${detail}${code === 'EACCES' || code === 'EPERM' ? ': run as root or set VGPU_FLIP_RUN_DIR to a writable folder' : ''}); \`vgpu-flip debugfs\` will not show this assignment`);
       try {
         unlinkSync(tmp);
       } catch {
@@ -343,97 +263,4 @@ function safe<T>(f: () => T, dflt: T): T {
   } catch {
     return dflt;
   }
-}
-
-// ------------------------------------------------------------------ reader
-
-export interface StaleState {
-  file: string;
-  pid: number | null;
-  why: string;
-}
-
-export interface AssignmentStates {
-  dir: string;
-  live: AssignmentStateFile[];
-  stale: StaleState[];
-  /** the folder could not be listed for another reason than its absence */
-  error: string | null;
-}
-
-export interface ReadStatesOptions {
-  /** is this pid alive? default: signal 0 (EPERM counts as alive) */
-  alive?: (pid: number) => boolean;
-  /** start time of a pid (default /proc/<pid>/stat) */
-  startTime?: (pid: number) => number | null;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return typeof e === 'object' && e !== null && 'code' in e && (e as { code: unknown }).code === 'EPERM';
-  }
-}
-
-/** Validate one parsed file; a message saying what is wrong, or null. */
-export function checkStateFile(v: unknown): string | null {
-  if (typeof v !== 'object' || v === null) return 'not a JSON object';
-  const o = v as Record<string, unknown>;
-  if (o.schema !== ASSIGNMENT_SCHEMA) return `schema ${JSON.stringify(o.schema)}, expected ${ASSIGNMENT_SCHEMA}`;
-  if (typeof o.pid !== 'number' || !Number.isInteger(o.pid) || o.pid <= 0) return 'no valid pid';
-  if (!Array.isArray(o.planes)) return 'no planes list';
-  return null;
-}
-
-/** The assignment states of running vgpu-flip processes (stale files are listed, not used). */
-export function readAssignmentStates(dir = defaultRunDir(), o: ReadStatesOptions = {}): AssignmentStates {
-  const out: AssignmentStates = { dir, live: [], stale: [], error: null };
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch (e) {
-    const code = typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : String(e);
-    if (code !== 'ENOENT') out.error = `cannot list ${dir}: ${code}`;
-    return out;
-  }
-  const alive = o.alive ?? pidAlive;
-  const startTime = o.startTime ?? ((pid: number) => procStartTime(pid));
-  for (const name of names.filter((n) => /^\d+\.json$/.test(n)).sort((a, b) => parseInt(a, 10) - parseInt(b, 10))) {
-    const file = path.join(dir, name);
-    const namePid = Number.parseInt(name, 10);
-    let v: unknown;
-    try {
-      v = JSON.parse(readFileSync(file, 'utf8'));
-    } catch (e) {
-      // a file removed between readdir and read is just gone
-      const code = typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : null;
-      if (code !== 'ENOENT') out.stale.push({ file, pid: namePid, why: code ? `unreadable (${code})` : `not valid JSON (${(e as Error).message})` });
-      continue;
-    }
-    const bad = checkStateFile(v);
-    if (bad) {
-      out.stale.push({ file, pid: namePid, why: bad });
-      continue;
-    }
-    const s = v as AssignmentStateFile;
-    if (s.pid !== namePid) {
-      out.stale.push({ file, pid: s.pid, why: `written for pid ${s.pid}, named ${name}` });
-      continue;
-    }
-    if (!alive(s.pid)) {
-      out.stale.push({ file, pid: s.pid, why: `process ${s.pid} is not running` });
-      continue;
-    }
-    if (s.procStart !== null && s.procStart !== undefined) {
-      const t = startTime(s.pid);
-      if (t !== null && t !== s.procStart) {
-        out.stale.push({ file, pid: s.pid, why: `pid ${s.pid} belongs to another process now (start time ${t}, file says ${s.procStart})` });
-        continue;
-      }
-    }
-    out.live.push(s);
-  }
-  return out;
 }

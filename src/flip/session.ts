@@ -1,22 +1,31 @@
 // An assignment session: open the devices, validate everything that can be validated before
 // the screen changes, run the engine, report, restore on exit / SIGINT / SIGTERM / fatal error.
 // Used by `vgpu-flip assign`, `vgpu-flip demo` and the benchmark.
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
 import { native } from '../binding/index.js';
 import { describeKernelError } from '../binding/errors.js';
 import { DrmDevice } from '../kms/index.js';
 import { VfioDevice, isUuid, readVgpu, PLANE_PATH_FLAGS, DRM_PLANE_TYPES } from '../vfio/index.js';
+import { findVmmDevice, type VmmPick } from '../vfio/vmm-pick.js';
+import { watchVmmExit, type VmmWatch } from '../vfio/vmm.js';
+import { cardName, checkDrmNode, choosePath, simFlipCounter, simHostCard, UsageError, vendorDriverOf } from './session-checks.js';
 import { FlipEngine, parseModeRequest, chooseMode, connectorFor, type GuestPlaneRequest, type GuestSource, type ModeRequest } from './engine.js';
 import type { NotReadyPolicy } from './decide.js';
 import { descOf, isNotReady } from './decide.js';
 import { openFbIdResolver, ResolverGuestSource, type FbIdResolver } from './drmfb.js';
 import { explainPlan, formatName, planLayouts, type GuestPlaneKind, type GuestPlaneSpec, type Placement } from './planner.js';
 
+export { choosePath, checkDrmNode, UsageError, type DisplayPath, type ProbeFn } from './session-checks.js';
+
 export interface AssignOptions {
   vgpu?: string;
-  /** use the VFIO device fd of this process (a VMM holding the group) */
+  /**
+   * use a VFIO device fd of this process (a VMM holding the group): the one of `vgpu`, of
+   * `pidFd`, or its only display device (src/vfio/vmm-pick.ts); its exit stops the session
+   */
   pid?: number;
+  /** the fd number in `pid` to use (checked: a VFIO device with a display) */
+  pidFd?: number;
   /** an already open VFIO device (demo, tests) */
   vfioDevice?: VfioDevice;
   /** a guest that is not a VFIO device (the loopback guest of tests); replaces --vgpu */
@@ -44,13 +53,6 @@ export interface AssignOptions {
   cursorOrigin?: 'top-left' | 'hotspot';
 }
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
 export function parsePosition(s: string): Placement {
   const m = /^(-?\d+),(-?\d+)$/.exec(s.trim());
   if (!m) throw new UsageError(`--position ${JSON.stringify(s)}: expected X,Y (e.g. 100,50)`);
@@ -73,6 +75,12 @@ export interface Session {
   done: Promise<string>;
   /** what was checked before starting */
   checks: string[];
+  /** the vGPU's mdev UUID when known */
+  uuid: string | null;
+  /** why this display path (the PROBE answer or "as asked") */
+  pathReason: string;
+  /** the VMM whose device fd the session uses (--pid), and how its exit is noticed */
+  vmm: { pid: number; fd: number; watch: VmmWatch['how'] } | null;
   /** stop the engine (restores the display) and close what the session opened */
   close(): Promise<void>;
 }
@@ -90,6 +98,7 @@ export function openSession(o: AssignOptions): Session {
   const modeReq: ModeRequest | undefined = o.mode && !modeGuest ? parseModeRequest(o.mode) : undefined;
 
   let vfio: VfioDevice | undefined = o.vfioDevice;
+  let pick: VmmPick | undefined;
   let ownVfio = false;
   let resolver: FbIdResolver | null = null;
   let gs = o.guestSource;
@@ -112,15 +121,31 @@ export function openSession(o: AssignOptions): Session {
     gs = new ResolverGuestSource(resolver);
     checks.push(`vGPU ${o.vgpu} (${info.type ?? 'unknown type'}): framebuffer ids from ${resolver.name} (${resolver.source}), no VFIO fd`);
   } else if (!vfio && !gs) {
-    if (!o.vgpu) throw new UsageError('--vgpu <uuid> is required (list vGPUs with `vgpu-flip inspect`)');
-    if (!isUuid(o.vgpu)) throw new UsageError(`--vgpu ${JSON.stringify(o.vgpu)} is not a UUID (list vGPUs with \`vgpu-flip inspect\`)`);
-    const info = readVgpu(o.vgpu, {}, []);
-    if (info.devicePath === null) {
-      throw new UsageError(`unknown vGPU ${o.vgpu}: ${info.sysfsPath} does not exist (list vGPUs with \`vgpu-flip inspect\`)`);
+    if (o.pidFd !== undefined && o.pid === undefined) throw new UsageError('--pid-fd <fd> names an fd of the VMM: give the VMM too (--pid <pid> or --domain <name>)');
+    if (o.vgpu !== undefined) {
+      if (!isUuid(o.vgpu)) throw new UsageError(`--vgpu ${JSON.stringify(o.vgpu)} is not a UUID (list vGPUs with \`vgpu-flip inspect\`)`);
+      const info = readVgpu(o.vgpu, {}, []);
+      if (info.devicePath === null) {
+        throw new UsageError(`unknown vGPU ${o.vgpu}: ${info.sysfsPath} does not exist (list vGPUs with \`vgpu-flip inspect\`)`);
+      }
+    } else if (o.pid === undefined) {
+      throw new UsageError('--vgpu <uuid> is required, or name the VMM holding it: --pid <pid>, --pid-file <path> or --domain <name> (list vGPUs with `vgpu-flip inspect`)');
     }
-    vfio = o.pid !== undefined ? VfioDevice.fromPid(o.pid, { uuid: o.vgpu }) : VfioDevice.open(o.vgpu);
+    if (o.pid !== undefined) {
+      try {
+        pick = findVmmDevice(o.pid, { ...(o.vgpu ? { vgpu: o.vgpu } : {}), ...(o.pidFd !== undefined ? { pidFd: o.pidFd } : {}) });
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      checks.push(...pick.checks);
+      vfio = VfioDevice.fromPid(o.pid, { targetFd: pick.fd, ...(pick.uuid ? { uuid: pick.uuid } : {}) });
+    } else {
+      vfio = VfioDevice.open(o.vgpu!);
+    }
     ownVfio = true;
-    checks.push(`vGPU ${o.vgpu} (${info.type ?? 'unknown type'}) opened${o.pid !== undefined ? ` from pid ${o.pid}` : ''}`);
+    const u = o.vgpu ?? pick?.uuid ?? null;
+    const type = u ? readVgpu(u, {}, []).type : null;
+    checks.push(`vGPU ${u ?? '(not identified)'} (${type ?? 'unknown type'}) opened${o.pid !== undefined ? ` from pid ${o.pid} fd ${pick!.fd}` : ''}`);
   }
   let drm = o.drmDevice;
   let ownDrm = false;
@@ -141,10 +166,13 @@ export function openSession(o: AssignOptions): Session {
     vfio ? native.vfioQueryGfxPlane(vfio.fd, PLANE_PATH_FLAGS[p], DRM_PLANE_TYPES[kind]) : gs!.query(kind, p);
   try {
     // the display path: probe (DRM_FB, DMABUF, REGION) or the forced one
-    const chosen = choosePath(probeOk, o.path, resolver ? `${resolver.name} says DRM_FB is off (drm_fb=0 in info)` : undefined);
+    const knownUuid = o.vgpu ?? pick?.uuid ?? vfio?.uuid ?? null;
+    const vendor = knownUuid ? vendorDriverOf(readVgpu(knownUuid, {}, []).type) : null;
+    const chosen = choosePath(probeOk, o.path, resolver ? `${resolver.name} says DRM_FB is off (drm_fb=0 in info)` : undefined, vendor);
     const path = chosen.path;
     checks.push(chosen.check);
     if (!drm) {
+      checkDrmNode(o.device ?? '/dev/dri/card0');
       drm = DrmDevice.open(o.device ?? '/dev/dri/card0', { writeback: o.writeback ?? false });
       ownDrm = true;
     }
@@ -159,7 +187,7 @@ export function openSession(o: AssignOptions): Session {
     checks.push(`DRM master of ${drm.path} (${drm.version.name})`);
     if (path === 'drm_fb') {
       // the framebuffer ids are objects of the card the vendor driver is bound to
-      const simUuid = o.vgpu ?? vfio?.uuid ?? null;
+      const simUuid = knownUuid;
       const bound = simUuid && existsSync(`/sys/kernel/debug/vgpu_sim/${simUuid}`) ? simHostCard() : null;
       if (bound && bound !== cardName(drm.path)) {
         throw new UsageError(`DRM_FB: vgpu-sim's framebuffers live on ${bound} (module parameter host_card) but --device is ${drm.path}: use --device /dev/dri/${bound}, or another --path`);
@@ -212,7 +240,7 @@ export function openSession(o: AssignOptions): Session {
       if (hw !== undefined) r.hwPlaneId = hw;
       return r;
     });
-    const uuid = o.vgpu ?? vfio?.uuid ?? null;
+    const uuid = knownUuid;
     const flipCount = uuid ? simFlipCounter(uuid) : null;
     const vgpuGone = uuid && !gs ? (): string | null => (existsSync(`/sys/bus/mdev/devices/${uuid}`) ? null : `vGPU ${uuid} was removed (/sys/bus/mdev/devices/${uuid} is gone)`) : undefined;
     const engine = new FlipEngine({
@@ -232,6 +260,21 @@ export function openSession(o: AssignOptions): Session {
     const v = vfio;
     let closed = false;
     let fatal = '';
+    let vmmGone = '';
+    // the VMM exiting ends the session: stop (restores the display), let go of its device
+    let watch: VmmWatch | null = null;
+    if (pick) {
+      const p = pick;
+      try {
+        watch = watchVmmExit(p.pid, () => {
+          vmmGone = `the VMM (pid ${p.pid}) exited: display restored, its VFIO device fd ${p.fd} let go`;
+          void engine.stop();
+        });
+      } catch (e) {
+        throw new UsageError(`pid ${p.pid}: cannot watch the VMM (${describeKernelError(e)}): did it just exit?`);
+      }
+      checks.push(`watching the VMM (pid ${p.pid}) for its exit (${watch.how === 'pidfd' ? 'pidfd' : 'checked every 500 ms'})`);
+    }
     engine.on('error', (e) => {
       if (e.fatal && !fatal) fatal = e.message;
     });
@@ -239,7 +282,8 @@ export function openSession(o: AssignOptions): Session {
     // the instance removal (which waits for every fd to close) can finish
     const done = new Promise<string>((resolve) => {
       engine.once('stopped', (e) => {
-        if (closed) return; // stopped by close(): not by itself, `done` stays pending
+        watch?.stop();
+        if (closed && !vmmGone) return; // stopped by close(): not by itself, `done` stays pending
         if (ownVfio) {
           try {
             v?.close();
@@ -247,7 +291,7 @@ export function openSession(o: AssignOptions): Session {
             /* reported by close() later if it matters */
           }
         }
-        resolve(fatal || e.message);
+        resolve(vmmGone || fatal || e.message);
       });
     });
     return {
@@ -258,9 +302,13 @@ export function openSession(o: AssignOptions): Session {
       resolver,
       done,
       checks,
+      uuid,
+      pathReason: chosen.check,
+      vmm: pick && watch ? { pid: pick.pid, fd: pick.fd, watch: watch.how } : null,
       async close(): Promise<void> {
         if (closed) return;
         closed = true;
+        watch?.stop();
         await engine.stop();
         if (ownDrm) d.close();
         if (ownVfio && v && !v.closed) v.close();
@@ -274,8 +322,8 @@ export function openSession(o: AssignOptions): Session {
 }
 
 /**
- * Restore the display on SIGINT / SIGTERM / uncaught errors, then exit. Returns a function
- * that removes the handlers.
+ * Restore the display on SIGINT / SIGTERM / SIGHUP (the terminal went away) / SIGQUIT /
+ * uncaught errors, then exit (128 + the signal number). Returns a function that removes the handlers.
  */
 export function installExitHandlers(close: () => Promise<void>, log: (s: string) => void): () => void {
   let exiting = false;
@@ -287,89 +335,20 @@ export function installExitHandlers(close: () => Promise<void>, log: (s: string)
       .catch((e) => log(`vgpu-flip: cleanup failed: ${(e as Error).message}`))
       .finally(() => process.exit(code));
   };
-  const onInt = (): void => exitWith(130, 'interrupted: restoring the display');
-  const onTerm = (): void => exitWith(143, 'terminated: restoring the display');
+  const signals: [NodeJS.Signals, number, string][] = [
+    ['SIGINT', 130, 'interrupted'],
+    ['SIGTERM', 143, 'terminated'],
+    ['SIGHUP', 129, 'hangup (SIGHUP)'],
+    ['SIGQUIT', 131, 'quit (SIGQUIT)'],
+  ];
+  const handlers = signals.map(([sig, code, what]) => [sig, () => exitWith(code, `${what}: restoring the display`)] as const);
   const onFatal = (e: unknown): void => exitWith(1, `vgpu-flip: fatal error: ${(e as Error)?.stack ?? e}; restoring the display`);
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
+  for (const [sig, h] of handlers) process.on(sig, h);
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);
   return () => {
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
+    for (const [sig, h] of handlers) process.off(sig, h);
     process.off('uncaughtException', onFatal);
     process.off('unhandledRejection', onFatal);
   };
-}
-
-export type DisplayPath = 'drm_fb' | 'dmabuf' | 'region';
-export type ProbeFn = (p: DisplayPath) => { supported: boolean | null; error?: { message: string } };
-
-/**
- * The display path: the first of DRM_FB, DMABUF, REGION the vGPU supports (PROBE), or the
- * forced one, which must be supported. Throws a UsageError saying what is supported instead.
- * `offWhy`: how to say "unsupported" when the answer does not come from PROBE (--via debugfs).
- */
-export function choosePath(probe: ProbeFn, forced?: DisplayPath, offWhy?: string): { path: DisplayPath; check: string } {
-  const name = (p: DisplayPath): string => p.toUpperCase();
-  if (forced) {
-    const a = probe(forced);
-    if (a.supported === true) return { path: forced, check: `${name(forced)} path supported (PROBE), as asked` };
-    const why = a.supported === false ? (offWhy ?? 'the vendor driver answers EINVAL to PROBE') : `PROBE failed: ${a.error?.message}`;
-    const others = PATH_ORDER.filter((x) => x !== forced && probe(x).supported === true);
-    const alt = others.length ? ` (supported: ${others.map((x) => `--path ${x.replace('_', '-')}`).join(', ')})` : '';
-    const hint = forced === 'drm_fb' ? drmFbHint() : '';
-    throw new UsageError(`vGPU does not support the ${name(forced)} plane path: ${why}${alt}${hint}`);
-  }
-  // preference: the kernel flips (DRM_FB), then zero copy (DMABUF), then copies (REGION)
-  const answers = PATH_ORDER.map((p) => ({ p, a: probe(p) }));
-  const first = answers.find((x) => x.a.supported === true);
-  if (!first) {
-    const said = answers.map((x) => `${name(x.p)}: ${x.a.supported === false ? 'EINVAL' : x.a.error?.message ?? '?'}`).join(', ');
-    throw new UsageError(`vGPU supports none of the DRM_FB, DMABUF and REGION plane paths (PROBE ${said})`);
-  }
-  const skipped = answers.slice(0, answers.indexOf(first)).map((x) => name(x.p));
-  return { path: first.p, check: `${name(first.p)} path chosen (PROBE${skipped.length ? `; not supported: ${skipped.join(', ')}` : ''})` };
-}
-
-const PATH_ORDER: readonly DisplayPath[] = ['drm_fb', 'dmabuf', 'region'];
-
-/** vgpu-sim's host card (module parameter host_card), null when not loaded / not set. */
-function simHostCard(): string | null {
-  try {
-    const v = readFileSync('/sys/module/vgpu_sim/parameters/host_card', 'utf8').trim();
-    return v === '' || v === '(null)' ? null : v;
-  } catch {
-    return null;
-  }
-}
-
-function cardName(devPath: string): string {
-  try {
-    return path.basename(realpathSync(devPath));
-  } catch {
-    return path.basename(devPath);
-  }
-}
-
-/** The guest's own flip counter of a vgpu-sim instance (debugfs flip_count), if readable. */
-function simFlipCounter(uuid: string): (() => number | null) | null {
-  const f = `/sys/kernel/debug/vgpu_sim/${uuid}/flip_count`;
-  if (!existsSync(f)) return null;
-  return () => {
-    try {
-      const n = Number.parseInt(readFileSync(f, 'utf8').trim(), 10);
-      return Number.isFinite(n) ? n : null;
-    } catch {
-      return null;
-    }
-  };
-}
-
-/** What to do when DRM_FB is not offered (vgpu-sim: bind it to the host card). */
-function drmFbHint(): string {
-  if (existsSync('/sys/module/vgpu_sim/parameters/host_card')) {
-    return '; vgpu-sim offers DRM_FB once bound to a host card: echo card0 > /sys/module/vgpu_sim/parameters/host_card (or load it with host_card=card0)';
-  }
-  return '; DRM_FB needs a vendor driver that exposes host framebuffers (VFIO_GFX_PLANE_TYPE_DRM_FB, bit 3): use --path dmabuf or region';
 }

@@ -49,6 +49,8 @@ export interface VgpuReport extends VgpuInfo {
   error?: ErrorEntry;
   /** PROBE through the holder failed too */
   probeError?: ErrorEntry;
+  /** why PROBE was not tried (an idle vGPU without --probe, a holder without a device fd yet) */
+  probeSkipped?: string;
 }
 
 export interface InspectReport {
@@ -66,8 +68,12 @@ export type MdevParent = ReturnType<typeof listMdevParents>[number];
 export interface InspectOptions {
   /** DRM device paths; default: every /dev/dri/card* */
   devices?: string[];
-  /** skip opening vGPUs for PROBE */
-  probe?: boolean;
+  /**
+   * PROBE: false/'none' never; 'held' (default) only through the device fd of a process holding
+   * the group (pidfd_getfd: the group itself is not touched); true/'all' also opens idle vGPUs'
+   * groups (a VMM starting at that moment would get EBUSY)
+   */
+  probe?: boolean | 'none' | 'held' | 'all';
   /** include the vGPU section (default true) */
   vgpus?: boolean;
   roots?: SysRoots;
@@ -166,29 +172,39 @@ export function inspectDrmDevice(devPath: string): DrmDeviceReport {
   }
 }
 
-function probeVgpu(v: VgpuInfo, roots?: SysRoots): Pick<VgpuReport, 'probe' | 'probeVia' | 'error' | 'probeError'> {
+type ProbeFields = Pick<VgpuReport, 'probe' | 'probeVia' | 'error' | 'probeError' | 'probeSkipped'>;
+
+/** PROBE through a holder's device fd (a duplicate: pidfd_getfd, root); the group is not touched. */
+function probeThroughHolder(v: VgpuInfo, pid: number, roots?: SysRoots): ProbeFields {
+  let dup: VfioDevice | null = null;
+  try {
+    dup = VfioDevice.fromPid(pid, { uuid: v.uuid, ...(roots ? { roots } : {}) });
+    const probe = dup.probe();
+    return { probe, probeVia: `pidfd ${dup.label.replace(/^vfio-device /, '')}` };
+  } catch (e) {
+    return { probe: null, probeVia: null, probeError: errorEntry(e, `/proc/${pid}/fd`) };
+  } finally {
+    dup?.close();
+  }
+}
+
+function probeVgpu(v: VgpuInfo, mode: 'held' | 'all', roots?: SysRoots): ProbeFields {
+  const holder = v.holders.find((h) => h.deviceFds.length > 0);
+  if (holder) return probeThroughHolder(v, holder.pid, roots);
+  if (v.holders.length > 0) {
+    return { probe: null, probeVia: null, probeSkipped: `held by pid ${v.holders.map((h) => h.pid).join(', ')} without a device fd yet (the VM is starting?)` };
+  }
+  if (mode !== 'all') return { probe: null, probeVia: null, probeSkipped: 'idle: not opened (a VMM starting now would get EBUSY); --probe opens its group' };
   let dev: VfioDevice;
   try {
     dev = VfioDevice.open(v.uuid, { roots });
   } catch (e) {
-    const error = errorEntry(e, v.groupPath ?? v.sysfsPath);
-    // busy: PROBE through the holder's device fd (pidfd_getfd, root) when there is exactly one
+    // taken meanwhile: PROBE through the new holder's device fd
     if (e instanceof VfioGroupBusyError && e.holders.length > 0) {
-      const holder = v.holders.find((h) => h.pid === e.holders[0]!.pid);
-      if (holder && holder.deviceFds.length > 0) {
-        let dup: VfioDevice | null = null;
-        try {
-          dup = VfioDevice.fromPid(holder.pid, { uuid: v.uuid, roots });
-          const probe = dup.probe();
-          return { probe, probeVia: `pidfd ${dup.label.replace(/^vfio-device /, '')}`, error };
-        } catch (e2) {
-          return { probe: null, probeVia: null, error, probeError: errorEntry(e2, `/proc/${holder.pid}/fd`) };
-        } finally {
-          dup?.close();
-        }
-      }
+      const r = probeThroughHolder(v, e.holders[0]!.pid, roots);
+      return r.probe ? r : { ...r, error: errorEntry(e, v.groupPath ?? v.sysfsPath) };
     }
-    return { probe: null, probeVia: null, error };
+    return { probe: null, probeVia: null, error: errorEntry(e, v.groupPath ?? v.sysfsPath) };
   }
   try {
     return { probe: dev.probe(), probeVia: 'open' };
@@ -201,9 +217,10 @@ function probeVgpu(v: VgpuInfo, roots?: SysRoots): Pick<VgpuReport, 'probe' | 'p
 
 export function inspectVgpus(opts: Pick<InspectOptions, 'probe' | 'roots'> = {}): { vgpus: VgpuReport[]; reason?: string } {
   const d = discoverVgpus(opts.roots);
+  const mode = opts.probe === false || opts.probe === 'none' ? 'none' : opts.probe === true || opts.probe === 'all' ? 'all' : 'held';
   const vgpus = d.vgpus.map((v): VgpuReport => {
-    if (opts.probe === false) return { ...v, probe: null, probeVia: null };
-    return { ...v, ...probeVgpu(v, opts.roots) };
+    if (mode === 'none') return { ...v, probe: null, probeVia: null };
+    return { ...v, ...probeVgpu(v, mode, opts.roots) };
   });
   return d.reason !== undefined ? { vgpus, reason: d.reason } : { vgpus };
 }

@@ -254,6 +254,7 @@ export function vgpuJson(v: VgpuReport): JsonLike {
     probe_via: v.probeVia,
     error: v.error ? errorJson(v.error) : undefined,
     probe_error: v.probeError ? errorJson(v.probeError) : undefined,
+    probe_skipped: v.probeSkipped,
   };
 }
 

@@ -104,7 +104,7 @@ export function renderDrmReport(r: DrmDeviceReport, opts: TextOptions = {}): str
 }
 
 function probeSummary(v: VgpuReport): string {
-  if (!v.probe) return '-';
+  if (!v.probe) return v.probeSkipped?.startsWith('idle') ? '- (idle: --probe)' : '-';
   return (['drm_fb', 'dmabuf', 'region'] as const)
     .map((k) => {
       const a = v.probe![k];
@@ -155,6 +155,7 @@ export function renderVgpus(vgpus: readonly VgpuReport[], reason?: string, paren
   for (const v of vgpus) {
     if (v.error) out.push(`    ${v.uuid}: ${errorLine(v.error)}\n`);
     if (v.probeError) out.push(`    ${v.uuid}: PROBE through the holder failed: ${errorLine(v.probeError)}\n`);
+    if (v.probeSkipped && !v.probeSkipped.startsWith('idle')) out.push(`    ${v.uuid}: not probed: ${v.probeSkipped}\n`);
   }
   out.push(renderParents(parents));
   return out.join('');

@@ -8,6 +8,7 @@ import { VFIO_GFX_PLANE_TYPE_PROBE } from '../binding/constants.js';
 import { hasCode, isKernelError } from '../binding/errors.js';
 import { PLANE_PATH_FLAGS, PLANE_PATHS, DRM_PLANE_TYPES, normalizePlaneInfo } from './plane.js';
 import { holdersOf, readVgpu, scanVfioHolders } from './sysfs.js';
+import { findVmmDevice } from './vmm-pick.js';
 import type { ProbeAnswer, ProbeResult, SysRoots, VgpuPlaneInfo, VgpuPlanePath, VgpuPlaneType } from './types.js';
 
 export interface VfioOpenOptions {
@@ -15,7 +16,7 @@ export interface VfioOpenOptions {
 }
 
 export interface VfioFromPidOptions {
-  /** the fd number in the holder to duplicate (default: its only anon_inode:[vfio-device] fd) */
+  /** the fd number in the holder to duplicate (default: its display device fd named `uuid`, or its only one: vmm-pick.ts) */
   targetFd?: number;
   /** the mdev UUID, to pick the right device fd when fdinfo names devices */
   uuid?: string;
@@ -127,21 +128,8 @@ export class VfioDevice {
   static fromPid(pid: number, opts: VfioFromPidOptions = {}): VfioDevice {
     let target = opts.targetFd;
     if (target === undefined) {
-      let fds = VfioDevice.deviceFdsOf(pid, opts.roots);
-      if (opts.uuid && fds.length > 1) {
-        const holder = scanVfioHolders(opts.roots).find((h) => h.pid === pid);
-        const named = fds.filter((fd) => holder?.deviceSyspaths[fd]?.endsWith('/' + opts.uuid));
-        if (named.length) fds = named;
-      }
-      if (fds.length === 0) {
-        throw new Error(`process ${pid} has no VFIO device fd (no anon_inode:[vfio-device] in /proc/${pid}/fd)`);
-      }
-      if (fds.length > 1) {
-        throw new Error(
-          `process ${pid} has ${fds.length} VFIO device fds (${fds.join(', ')}); say which one with --pid-fd <fd>`,
-        );
-      }
-      target = fds[0]!;
+      // which fd is the vGPU (and that it has a display): /proc, /sys and the device itself
+      target = findVmmDevice(pid, opts.uuid ? { vgpu: opts.uuid } : {}, opts.roots ? { roots: opts.roots } : {}).fd;
     }
     const fd = native.pidfdGetFd(pid, target);
     const label = `vfio-device pid ${pid} fd ${target}${opts.uuid ? ` (${opts.uuid})` : ''}`;

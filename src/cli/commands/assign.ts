@@ -3,12 +3,20 @@ import { describeKernelError } from '../../binding/errors.js';
 import { DrmDevice } from '../../kms/index.js';
 import type { FlipEngine } from '../../flip/engine.js';
 import type { GuestPlaneKind, Placement } from '../../flip/planner.js';
-import { installExitHandlers, openSession, parsePosition, UsageError, type AssignOptions } from '../../flip/session.js';
+import { installExitHandlers, openSession, parsePosition, UsageError, type AssignOptions, type Session } from '../../flip/session.js';
+import { checkDrmNode } from '../../flip/session-checks.js';
 import { publishAssignmentState } from '../../debugfs/assignment-state.js';
+import { describeLocator, waitForVmm } from '../../vfio/vmm.js';
+import { parseDuration, resolveVmmTarget } from './assign-target.js';
 
 interface AssignCliOptions {
   vgpu?: string;
   pid?: string;
+  pidFd?: string;
+  pidFile?: string;
+  domain?: string;
+  libvirtRunDir?: string;
+  wait?: boolean;
   plane: string[];
   crtc: string;
   hwPlane: string[];
@@ -107,9 +115,13 @@ export function registerAssign(program: Command): void {
   program
     .command('assign')
     .description('put vGPU guest planes on hardware planes of a CRTC and keep them there (zero copy)')
-    .option('--vgpu <uuid>', 'the mdev vGPU (see `vgpu-flip inspect`)')
-    .option('--pid <pid>', 'take the VFIO device fd from this process (a VMM holding the group; root)')
-    .option('--plane <type>', 'guest plane to assign: primary, cursor (repeat for several)', collect, [])
+    .option('--vgpu <uuid>', 'the mdev vGPU (see `vgpu-flip inspect`); with --pid/--domain: which of the VMM\'s vGPUs (checked)')
+    .option('--pid <pid>', 'use the VFIO device fd of this process (a VMM holding the group; root): its vGPU with a display, or the --vgpu one')
+    .option('--pid-fd <fd>', 'with --pid/--domain: use this fd number of the VMM (checked: a VFIO device with a display)')
+    .option('--pid-file <path>', 'like --pid, the pid read from this file (found again with --wait)')
+    .option('--domain <name>', 'a libvirt domain: its QEMU pid and mdev vGPUs from /run/libvirt/qemu/<name>.{pid,xml}')
+    .option('--wait', 'when the VMM exits, keep the display restored and wait for it to come back, then re-attach (until interrupted)')
+    .option('--plane <type>', 'guest plane to assign: primary, cursor, overlay (repeat for several)', collect, [])
     .option('--crtc <index>', 'CRTC index', '0')
     .option('--hw-plane <id>', 'force this hardware plane (pairs with --plane in order)', collect, [])
     .addOption(new Option('--position <x,y>', 'place the guest primary at x,y (native size)').conflicts(['center', 'fill']))
@@ -128,12 +140,15 @@ export function registerAssign(program: Command): void {
     .addOption(new Option('--not-ready <policy>', 'when the guest plane goes away').choices(['keep', 'blank']).default('keep'))
     .option('--duration <seconds>', 'stop after this many seconds (default: until interrupted)')
     .addOption(new Option('--cursor-origin <o>', 'cursor x/y from the driver are').choices(['top-left', 'hotspot']).default('top-left'))
-    // test hook: a guest of PRIME-exported dumb buffers on --device (WxH), animated, instead of --vgpu
+    // test hooks: a guest of PRIME-exported dumb buffers on --device (WxH), animated, instead of --vgpu;
+    // libvirt's runtime folder
     .addOption(new Option('--loopback-guest <WxH>').hideHelp())
+    .addOption(new Option('--libvirt-run-dir <dir>').hideHelp())
     .action(async (opts: AssignCliOptions) => {
       const out = (s: string): void => {
         process.stdout.write(s);
       };
+      const emitJson = (type: string, data: object): void => out(JSON.stringify({ type, time: new Date().toISOString(), ...data }) + '\n');
       let placement: Placement | undefined;
       if (opts.position) placement = parsePosition(opts.position);
       else if (opts.center) placement = { kind: 'center' };
@@ -146,6 +161,7 @@ export function registerAssign(program: Command): void {
         if (!/^\d+$/.test(s)) throw new UsageError(`${what} ${JSON.stringify(s)}: expected a non-negative integer`);
         return Number(s);
       };
+      const durationS = opts.duration !== undefined ? parseDuration(opts.duration) : undefined;
       const a: AssignOptions = {
         planes: planes.length ? planes : ['primary'],
         crtc: num(opts.crtc, '--crtc'),
@@ -159,10 +175,22 @@ export function registerAssign(program: Command): void {
         a.via = 'debugfs';
         if (!opts.path) a.path = 'drm_fb';
       }
-      if (opts.vgpu) a.vgpu = opts.vgpu;
-      if (opts.pid) a.pid = num(opts.pid, '--pid');
       if (placement) a.placement = placement;
       if (opts.mode) a.mode = opts.mode;
+      const target = resolveVmmTarget({
+        ...(opts.vgpu !== undefined ? { vgpu: opts.vgpu } : {}),
+        ...(opts.pid !== undefined ? { pid: num(opts.pid, '--pid') } : {}),
+        ...(opts.pidFd !== undefined ? { pidFd: num(opts.pidFd, '--pid-fd') } : {}),
+        ...(opts.pidFile !== undefined ? { pidFile: opts.pidFile } : {}),
+        ...(opts.domain !== undefined ? { domain: opts.domain } : {}),
+        ...(opts.libvirtRunDir !== undefined ? { libvirtRunDir: opts.libvirtRunDir } : {}),
+        wait: !!opts.wait,
+        via: a.via ?? 'vfio',
+      });
+      if (target.vgpu !== undefined) a.vgpu = target.vgpu;
+      if (target.pid !== undefined) a.pid = target.pid;
+      if (target.pidFd !== undefined) a.pidFd = target.pidFd;
+      if (!opts.json) for (const c of target.checks) out(`check: ${c}\n`);
       let stopGuest = (): void => undefined;
       let ownDrm: DrmDevice | null = null;
       if (opts.loopbackGuest) {
@@ -171,6 +199,7 @@ export function registerAssign(program: Command): void {
         const { LoopbackGuest } = await import('../../bench/guest-driver.js');
         const { drawPattern, drawCursor } = await import('../../flip/pattern.js');
         // the display fd first (it becomes DRM master), then the guest's own fd
+        checkDrmNode(opts.device);
         a.drmDevice = DrmDevice.open(opts.device, { writeback: false });
         ownDrm = a.drmDevice;
         const g = new LoopbackGuest(opts.device);
@@ -194,45 +223,136 @@ export function registerAssign(program: Command): void {
           g.close();
         };
       }
-      const session = openSession(a);
-      if (!opts.json) for (const c of session.checks) out(`check: ${c}\n`);
-      // the engine stops by itself when the vGPU goes away (display restored, VFIO fd closed)
-      let selfStopped: string | null = null;
-      const engineDone = session.done.then((why) => {
-        selfStopped = why;
-      });
-      const removeHandlers = installExitHandlers(() => session.close(), (s) => process.stderr.write(`\n${s}\n`));
-      const detach = attachStatus(session.engine, { json: !!opts.json, tty: !!process.stdout.isTTY, out });
-      const published = publishAssignmentState(session.engine, { vgpu: opts.vgpu ?? null, device: session.drm.path }); // for `vgpu-flip debugfs`
+      const deadline = durationS !== undefined ? Date.now() + durationS * 1000 : null;
+      let session: Session | null;
       try {
-        session.engine.start();
-        if (opts.once) {
-          await session.engine.waitAssigned(5000);
-          await new Promise((r) => setTimeout(r, 100));
-        } else if (opts.duration) {
-          let timer: NodeJS.Timeout | undefined;
-          await Promise.race([new Promise((r) => (timer = setTimeout(r, Number(opts.duration) * 1000))), engineDone]);
-          clearTimeout(timer);
-        } else {
-          await engineDone; // until SIGINT/SIGTERM (handlers restore and exit) or the vGPU goes away
+        session = openSession(a); // bad arguments are explained here, before anything on screen changes
+      } catch (e) {
+        stopGuest();
+        ownDrm?.close();
+        throw e;
+      }
+      const abort = new AbortController();
+      const removeHandlers = installExitHandlers(
+        async () => {
+          abort.abort();
+          await session?.close();
+        },
+        (s) => process.stderr.write(`\n${s}\n`),
+      );
+      let everAssigned = false;
+      let selfStopped: string | null = null;
+      let reattached = 0;
+      try {
+        for (;;) {
+          const s: Session = session!;
+          const r = await runOne(s, opts, a, deadline, out, emitJson);
+          everAssigned ||= r.assigned;
+          selfStopped = r.stoppedBecause;
+          if (!opts.wait || !s.vmm || r.stoppedBecause === null || !/the VMM .* exited/.test(r.stoppedBecause)) break;
+          if (deadline !== null && Date.now() >= deadline) break;
+          // the VMM went away: the display is restored; wait for it to come back
+          const gone = s.vmm.pid;
+          const locator = target.locator ?? (s.uuid ? { kind: 'holder' as const, uuid: s.uuid } : null);
+          if (!locator) {
+            out('vgpu-flip: --wait: cannot tell a returning VMM: the vGPU was not identified (add --vgpu <uuid>, --pid-file or --domain)\n');
+            break;
+          }
+          if (opts.json) emitJson('vmm-exit', { pid: gone, message: r.stoppedBecause, waiting: describeLocator(locator) });
+          else out(`vgpu-flip: ${r.stoppedBecause}; waiting for ${describeLocator(locator)} to come back (Ctrl-C to stop)\n`);
+          const timeout = deadline !== null ? setTimeout(() => abort.abort(), Math.max(0, deadline - Date.now())) : null;
+          session = null;
+          try {
+            await waitForVmm(locator, {
+              exclude: gone,
+              signal: abort.signal,
+              attach: (pid) => {
+                // the same vGPU as before (fd numbers of a new process may differ)
+                const uuid = s.uuid ?? a.vgpu;
+                const again: AssignOptions = { ...a, pid };
+                if (uuid) {
+                  again.vgpu = uuid;
+                  delete again.pidFd;
+                }
+                session = openSession(again);
+              },
+              log: (m) => (opts.json ? emitJson('vmm-wait', { message: m }) : out(`vgpu-flip: ${m}\n`)),
+            });
+          } catch (e) {
+            if (abort.signal.aborted) break;
+            throw e;
+          } finally {
+            if (timeout) clearTimeout(timeout);
+          }
+          reattached++;
+          const back = session as Session | null;
+          if (opts.json) emitJson('vmm-back', { pid: back?.vmm?.pid ?? null });
+          else out(`vgpu-flip: the VMM is back (pid ${back?.vmm?.pid}): re-attaching\n`);
         }
       } catch (e) {
         throw new Error(describeKernelError(e, 'assign'), { cause: e });
       } finally {
-        await session.close();
+        await (session as Session | null)?.close();
         stopGuest();
         ownDrm?.close();
-        detach();
-        published.close();
         removeHandlers();
       }
-      const s = session.engine.stats;
-      if (!session.engine.assignedLayout || selfStopped !== null) process.exitCode = 1;
-      const drmFb = session.engine.path === 'drm_fb' ? session.engine.drmFbCounters() : null;
-      if (opts.json) out(JSON.stringify({ type: 'summary', stats: s, ...(drmFb ? { drmFb } : {}), calls: session.engine.counter.snapshot(), ...(selfStopped !== null ? { stoppedBecause: selfStopped } : {}) }) + '\n');
-      else {
-        if (selfStopped !== null) out(`\nvgpu-flip: stopped: ${selfStopped}\n`);
-        out(`\nsummary: ${s.frames} frames, ${s.commits} commits, ${s.errors} errors${drmFb ? `\n${session.engine.drmFbStatus()}` : ''}\n`);
-      }
+      const vmmExit = selfStopped !== null && /the VMM .* exited/.test(selfStopped);
+      if (!everAssigned || (selfStopped !== null && !vmmExit)) process.exitCode = 1;
+      if (reattached && opts.json) emitJson('reattached', { count: reattached });
     });
+}
+
+/** One session from start to end: the session line, status, publishing, summary. */
+async function runOne(
+  session: Session,
+  opts: AssignCliOptions,
+  a: AssignOptions,
+  deadline: number | null,
+  out: (s: string) => void,
+  emitJson: (type: string, data: object) => void,
+): Promise<{ assigned: boolean; stoppedBecause: string | null }> {
+  // the session line: which path and why, what was checked (before any `assigned` event)
+  if (opts.json) {
+    emitJson('session', {
+      path: session.path,
+      reason: session.pathReason,
+      vgpu: session.uuid,
+      vmm: session.vmm,
+      device: session.drm.path,
+      checks: session.checks,
+    });
+  } else for (const c of session.checks) out(`check: ${c}\n`);
+  let selfStopped: string | null = null;
+  const engineDone = session.done.then((why) => {
+    selfStopped = why;
+  });
+  const detach = attachStatus(session.engine, { json: !!opts.json, tty: !!process.stdout.isTTY, out });
+  const published = publishAssignmentState(session.engine, { vgpu: session.uuid ?? a.vgpu ?? null, device: session.drm.path }); // for `vgpu-flip debugfs`
+  try {
+    session.engine.start();
+    if (opts.once) {
+      await Promise.race([session.engine.waitAssigned(5000), engineDone]);
+      await new Promise((r) => setTimeout(r, 100));
+    } else if (deadline !== null) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))), engineDone]);
+      clearTimeout(timer);
+    } else {
+      await engineDone; // until a signal (handlers restore and exit), the vGPU going away or the VMM exiting
+    }
+  } finally {
+    await session.close();
+    detach();
+    published.close();
+  }
+  const s = session.engine.stats;
+  const drmFb = session.engine.path === 'drm_fb' ? session.engine.drmFbCounters() : null;
+  const stopped = selfStopped as string | null;
+  if (opts.json) out(JSON.stringify({ type: 'summary', stats: s, ...(drmFb ? { drmFb } : {}), calls: session.engine.counter.snapshot(), ...(stopped !== null ? { stoppedBecause: stopped } : {}) }) + '\n');
+  else {
+    if (stopped !== null) out(`\nvgpu-flip: stopped: ${stopped}\n`);
+    out(`\nsummary: ${s.frames} frames, ${s.commits} commits, ${s.errors} errors${drmFb ? `\n${session.engine.drmFbStatus()}` : ''}\n`);
+  }
+  return { assigned: !!session.engine.assignedLayout, stoppedBecause: stopped };
 }

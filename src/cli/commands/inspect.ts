@@ -8,13 +8,14 @@ export function registerInspect(program: Command): void {
     .option('--json', 'JSON output (DRM devices in drm_info -j layout, plus "vgpus")')
     .option('--device <path...>', 'inspect only these DRM devices (default: every /dev/dri/card*)')
     .option('-v, --verbose', 'list every format and modifier')
-    .option('--no-probe', 'do not open vGPUs to PROBE their display paths')
-    .action(async (opts: { json?: boolean; device?: string[]; verbose?: boolean; probe: boolean }) => {
+    .option('--probe', 'also open idle vGPUs\' VFIO groups to PROBE them (default: PROBE only vGPUs a VMM holds, through its fd; a VMM starting meanwhile would get EBUSY)')
+    .option('--no-probe', 'PROBE no vGPU at all')
+    .action(async (opts: { json?: boolean; device?: string[]; verbose?: boolean; probe?: boolean }) => {
       // loaded lazily so `vgpu-flip --help` works without the native addon
       const { collectInspect, inspectExitCode } = await import('../../inspect/collect.js');
       const report = collectInspect({
         ...(opts.device ? { devices: opts.device } : {}),
-        probe: opts.probe,
+        probe: opts.probe === undefined ? 'held' : opts.probe ? 'all' : 'none',
       });
       if (opts.json) {
         const { inspectJsonText } = await import('../../inspect/json.js');
