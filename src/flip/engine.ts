@@ -661,10 +661,9 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         }
         case 'replan':
           this.recoveredQuery(p);
-          if (p.notReadyReported && p.view.shown) {
-            // back from not ready (reset, mode change): old dmabuf_ids may name other buffers now
-            p.bufs.cache.invalidateAll();
-          }
+          // back from not ready (reset, mode change): a dmabuf_id the vendor driver reports
+          // again names the same buffer (QEMU relies on that too, hw/vfio/display.c), so the
+          // buffers held stay valid; one of another shape is replaced by the cache
           p.notReadyReported = false;
           replanReason ??= `${p.kind}: ${d.reason}`;
           break;

@@ -8,9 +8,12 @@
 //   is kept in the entry until the entry is freed. (The kernel's sample driver mbochs hands out
 //   a second fd for the same dma-buf without taking a reference: exporting an id again while
 //   the first export is alive corrupts kernel memory.)
-// - A dmabuf_id freed less than `quarantineFrames` frames ago is not exported again yet (the
-//   kernel may still hold the old dma-buf through the last commit's state); `exportBlocked`
-//   says why and the frame is skipped (the plane keeps its last frame).
+// - A dmabuf_id freed less than `quarantineFrames` frames ago (default 2) is not exported again
+//   yet: the kernel may still hold the old dma-buf for a moment through the state of the commit
+//   that took it off screen (cleaned up by the commit worker after the flip event);
+//   `exportBlocked` says why and the frame is skipped (the plane keeps its last frame).
+// - A dmabuf_id the driver reports again names the same buffer (QEMU relies on it too): entries
+//   are not dropped when the guest resets; one whose description changed is replaced.
 // - Bounded, least recently used freed first; the framebuffer on screen and the one committed
 //   but not yet flipped are pinned: an entry evicted (or invalidated) while pinned is freed
 //   only after the flip that replaced it completed (flipCompleted()); looked up again before
@@ -84,7 +87,7 @@ export interface FbCacheStats {
 export interface FbCacheOptions {
   /** most frames between two tries of a failed export (default 120) */
   retryAfterFrames?: number;
-  /** frames a freed dmabuf_id is not exported again (default 60) */
+  /** frames a freed dmabuf_id is not exported again (default 2) */
   quarantineFrames?: number;
 }
 
@@ -108,7 +111,7 @@ export class FbCache {
   ) {
     if (!(capacity >= 1)) throw new RangeError(`FbCache: capacity must be >= 1 (got ${capacity})`);
     this.retryAfterFrames = opts.retryAfterFrames ?? 120;
-    this.quarantineFrames = opts.quarantineFrames ?? 60;
+    this.quarantineFrames = opts.quarantineFrames ?? 2;
   }
 
   get size(): number {
@@ -264,16 +267,6 @@ export class FbCache {
       this.stats.evictions++;
       this.doFree(e);
     }
-  }
-
-  /**
-   * Forget every cached buffer (the guest was reset: its dmabuf_ids may now name other
-   * buffers). Buffers on screen or pending are freed after the flip that replaces them.
-   */
-  invalidateAll(): void {
-    for (const e of this.entries.values()) this.release(e);
-    this.entries.clear();
-    this.failed.clear();
   }
 
   /** Every framebuffer held (cached and deferred); for leak checks. */

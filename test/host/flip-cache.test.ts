@@ -258,21 +258,3 @@ describe('copy and counting helpers', () => {
     expect(CallCounter.ioctls(c.since(before))).toBe(2);
   });
 });
-
-describe('FbCache.invalidateAll', () => {
-  it('drops everything; the on-screen buffer is freed after the next flip, and comes back (no second export) if the guest still uses it', () => {
-    const { c, freed, add } = cache(4);
-    add(1);
-    add(2);
-    c.committedAndFlipped(102);
-    c.invalidateAll();
-    expect(freed).toEqual([101]);
-    expect(c.exportBlocked(1, desc())).toMatch(/released 0 frames ago/);
-    expect(c.lookup(2, desc())?.fd).toBe(1002);
-    add(3);
-    c.committedAndFlipped(103);
-    c.invalidateAll();
-    c.committedAndFlipped(0);
-    expect(freed).toEqual([101, 102, 103]);
-  });
-});
