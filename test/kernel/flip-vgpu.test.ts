@@ -224,6 +224,31 @@ describe('vgpu-sim through VFIO onto vkms planes', () => {
     await e.stop();
   });
 
+  it('screenshot: on vkms 6.1 (writeback cannot clone Virtual-1) auto composes the layers in memory; it equals the writeback capture', async () => {
+    const { W, H } = modeSize();
+    sim.setPrimary(640, 480);
+    sim.presentPrimary(drawPattern(640, 480, 11));
+    sim.moveCursor(100, 60);
+    sim.setCursor(drawCursor(64), 64, 0, 0);
+    const e = engine({ planes: [{ kind: 'primary', placement: { kind: 'position', x: 40, y: 20 } }, { kind: 'cursor' }] });
+    const assigned = e.waitAssigned(10_000);
+    e.start();
+    await assigned;
+    await sleep(200);
+    const before = displayState(card);
+    const shot = await e.screenshot('auto');
+    expect(displayState(card)).toBe(before); // nothing was routed: the monitor kept its picture
+    expect(shot.method).toBe('compose');
+    expect(shot.notes.join('\n')).toMatch(/cannot clone the display/);
+    const truth = await e.capture(); // writeback alone (the test instrument)
+    expect([shot.width, shot.height]).toEqual([W, H]);
+    // the guest layers are where writeback sees them (the rest of the CRTC is black in both here)
+    expect(compareRegion(shot, 0, 0, W, H, (x, y) => truth.pixels.readUInt32LE(y * truth.stride + x * 4) & 0xffffff).mismatches).toBe(0);
+    const wb = await e.screenshot('writeback');
+    expect(wb.method).toBe('writeback-alone');
+    expect(compareRegion(wb, 0, 0, W, H, (x, y) => truth.pixels.readUInt32LE(y * truth.stride + x * 4) & 0xffffff).mismatches).toBe(0);
+  });
+
   it('REGION path: the copy shows the right pixels and reports copied bytes', async () => {
     sim.setPrimary(400, 300, 1);
     sim.presentPrimary(drawPattern(400, 300, 9));

@@ -8,6 +8,7 @@ import { checkDrmNode } from '../../flip/session-checks.js';
 import { publishAssignmentState } from '../../debugfs/assignment-state.js';
 import { describeLocator, waitForVmm } from '../../vfio/vmm.js';
 import { parseDuration, resolveVmmTarget } from './assign-target.js';
+import { checkScreenshotFile, parseScreenshotMethod, setupScreenshots } from './assign-screenshot.js';
 
 interface AssignCliOptions {
   vgpu?: string;
@@ -33,6 +34,8 @@ interface AssignCliOptions {
   duration?: string;
   cursorOrigin: string;
   loopbackGuest?: string;
+  screenshot?: string;
+  screenshotMethod?: string;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -139,6 +142,8 @@ export function registerAssign(program: Command): void {
     .option('--json', 'machine-readable JSON lines')
     .addOption(new Option('--not-ready <policy>', 'when the guest plane goes away').choices(['keep', 'blank']).default('keep'))
     .option('--duration <seconds>', 'stop after this many seconds (default: until interrupted)')
+    .option('--screenshot <file.png>', 'once assigned, write what is on the CRTC to this PNG (and another on every SIGUSR1: FILE-1.png, ...)')
+    .option('--screenshot-method <m>', 'auto (writeback beside the display when it can, else composed from the guest layers), writeback (may blank the monitor for a frame), compose', 'auto')
     .addOption(new Option('--cursor-origin <o>', 'cursor x/y from the driver are').choices(['top-left', 'hotspot']).default('top-left'))
     // test hooks: a guest of PRIME-exported dumb buffers on --device (WxH), animated, instead of --vgpu;
     // libvirt's runtime folder
@@ -162,6 +167,8 @@ export function registerAssign(program: Command): void {
         return Number(s);
       };
       const durationS = opts.duration !== undefined ? parseDuration(opts.duration) : undefined;
+      parseScreenshotMethod(opts.screenshotMethod);
+      if (opts.screenshot !== undefined) checkScreenshotFile(opts.screenshot);
       const a: AssignOptions = {
         planes: planes.length ? planes : ['primary'],
         crtc: num(opts.crtc, '--crtc'),
@@ -329,11 +336,17 @@ async function runOne(
   });
   const detach = attachStatus(session.engine, { json: !!opts.json, tty: !!process.stdout.isTTY, out });
   const published = publishAssignmentState(session.engine, { vgpu: session.uuid ?? a.vgpu ?? null, device: session.drm.path }); // for `vgpu-flip debugfs`
+  const shots = setupScreenshots(session.engine, { ...(opts.screenshot !== undefined ? { file: opts.screenshot } : {}), method: parseScreenshotMethod(opts.screenshotMethod) }, (r) => {
+    if (opts.json) emitJson('screenshot', r);
+    else if ('error' in r) out(`vgpu-flip: ${r.error}\n`);
+    else out(`screenshot: ${r.file} (${r.width}x${r.height}, ${r.method}${r.notes.length ? `; ${r.notes.join('; ')}` : ''})\n`);
+  });
   try {
     session.engine.start();
     if (opts.once) {
       await Promise.race([session.engine.waitAssigned(5000), engineDone]);
       await new Promise((r) => setTimeout(r, 100));
+      await Promise.race([shots.first, engineDone]);
     } else if (deadline !== null) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))), engineDone]);
@@ -342,6 +355,7 @@ async function runOne(
       await engineDone; // until a signal (handlers restore and exit), the vGPU going away or the VMM exiting
     }
   } finally {
+    shots.dispose();
     await session.close();
     detach();
     published.close();
