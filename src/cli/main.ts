@@ -3,6 +3,7 @@ import { registerInspect } from './commands/inspect.js';
 import { registerAssign } from './commands/assign.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDebugfs } from './commands/debugfs.js';
+import { registerKiosk } from './commands/kiosk.js';
 
 /** Entry point of the `vgpu-flip` CLI. Each command lives in ./commands/<name>.ts. */
 export async function main(argv: string[]): Promise<void> {
@@ -15,5 +16,6 @@ export async function main(argv: string[]): Promise<void> {
   registerAssign(program);
   registerDemo(program);
   registerDebugfs(program);
+  registerKiosk(program);
   await program.parseAsync(argv);
 }

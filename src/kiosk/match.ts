@@ -1,0 +1,76 @@
+// Which connector each configured output drives, as kanshi matches outputs: by connector name,
+// by EDID identity ("MAKE MODEL SERIAL", src/kiosk/edid.ts) or `*`. Pure: the daemon passes
+// KMS snapshots and a function that reads blob contents. Outputs with a connector name or an
+// EDID identity are matched first (file order), then the `*` outputs take the remaining
+// connected connectors in the device's connector order, skipping VR headsets (non-desktop).
+import type { ConnectorSnapshot, KmsSnapshot } from '../kms/types.js';
+import { EdidError, parseEdid, type EdidIdentity } from './edid.js';
+import type { OutputConfig } from './model.js';
+
+export interface ConnectorCandidate {
+  /** DRM card path of the snapshot */
+  device: string;
+  connector: ConnectorSnapshot;
+  /** null without an EDID property or blob */
+  edid: EdidIdentity | null;
+  /** why the EDID could not be parsed, when it could not */
+  edidError?: string;
+  /** the connector's "non-desktop" property, or the kernel's quirk list on the EDID */
+  nonDesktop: boolean;
+}
+
+/** Connected, non-writeback connectors of one device, with their EDID identity. */
+export function connectorCandidates(snap: KmsSnapshot, readBlob: (blobId: number) => Uint8Array | null): ConnectorCandidate[] {
+  return snap.connectors
+    .filter((c) => c.status === 'connected' && !c.writeback)
+    .map((connector) => {
+      const blobId = Number(connector.properties['EDID']?.value ?? 0n);
+      let edid: EdidIdentity | null = null;
+      let edidError: string | undefined;
+      const blob = blobId !== 0 ? readBlob(blobId) : null;
+      if (blob) {
+        try {
+          edid = parseEdid(blob);
+        } catch (e) {
+          if (!(e instanceof EdidError)) throw e;
+          edidError = e.message;
+        }
+      }
+      const prop = connector.properties['non-desktop'];
+      const nonDesktop = prop ? prop.value !== 0n : (edid?.nonDesktop ?? false);
+      return { device: snap.path, connector, edid, nonDesktop, ...(edidError ? { edidError } : {}) };
+    });
+}
+
+export interface OutputMatchResult {
+  /** output name -> the connector it drives */
+  matched: Map<string, ConnectorCandidate>;
+  /** outputs whose monitor is not there (their layers wait; nothing is shown for them) */
+  unmatched: string[];
+}
+
+function matches(o: OutputConfig, c: ConnectorCandidate): boolean {
+  switch (o.match.kind) {
+    case 'connector': return c.connector.name === o.match.name;
+    case 'edid': return c.edid !== null && c.edid.description === o.match.identity;
+    case 'any': return !c.nonDesktop;
+  }
+}
+
+/**
+ * Match outputs to connectors. `defaultDevice` is the first card with KMS, for outputs without
+ * `device` (null when there is none: those outputs stay unmatched).
+ */
+export function matchOutputs(outputs: readonly OutputConfig[], candidates: readonly ConnectorCandidate[], defaultDevice: string | null): OutputMatchResult {
+  const taken = new Set<ConnectorCandidate>();
+  const matched = new Map<string, ConnectorCandidate>();
+  const ordered = [...outputs.filter((o) => o.match.kind !== 'any'), ...outputs.filter((o) => o.match.kind === 'any')];
+  for (const o of ordered) {
+    const device = o.device ?? defaultDevice;
+    const c = candidates.find((x) => x.device === device && !taken.has(x) && matches(o, x));
+    if (!c) continue;
+    taken.add(c);
+    matched.set(o.name, c);
+  }
+  return { matched, unmatched: outputs.filter((o) => !matched.has(o.name)).map((o) => o.name) };
+}
