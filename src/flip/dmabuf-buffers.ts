@@ -14,6 +14,7 @@ import { addFb2Modifier } from '../kms/fb-modifier.js';
 import type { DrmDevice } from '../kms/index.js';
 import { CopyTargets, dmabufView, type CopySource } from './copy.js';
 import { locateInRegion, withTail } from './dmabuf-tail.js';
+import type { VideoMemoryLocator } from '../vfio/video-memory.js';
 import { FbCache, newEntry, type BufferDesc, type FbEntry } from './fb-cache.js';
 
 /** What a frame of this plane shows. */
@@ -40,6 +41,31 @@ export interface DmabufHost {
   fallback(reason: string | null): void;
   /** the vGPU's video memory as a mapped region (BAR0), where a dma-buf tail may be read; null: none */
   videoMemory(): CopySource | null;
+  /** the vendor driver's way to tell where a plane is in that region (src/vfio/video-memory.ts); null: none known */
+  locator(): VideoMemoryLocator | null;
+}
+
+/**
+ * A CPU source reading the guest's framebuffer from the vGPU's video memory where the vendor
+ * driver says it is now (looked up on every read: a guest page flip moves it).
+ */
+function locatedSource(loc: VideoMemoryLocator, vram: CopySource, desc: BufferDesc): CopySource | { why: string } {
+  const shape = { width: desc.width, height: desc.height, stride: desc.stride, format: desc.format };
+  const first = loc.locate(shape);
+  if ('why' in first) return first;
+  let at = first.offset;
+  const len = desc.stride * desc.height;
+  return {
+    kind: 'region',
+    read<T>(fn: (pixels: Buffer) => T): T {
+      const now = loc.locate(shape);
+      if (!('why' in now)) at = now.offset;
+      return vram.read((r) => fn(r.subarray(at, at + len)));
+    },
+    close(): void {
+      /* the region belongs to the engine */
+    },
+  };
 }
 
 /** The counters this source keeps (a part of the engine's per-plane statistics). */
@@ -211,9 +237,21 @@ export class DmabufBuffers {
     if (e.copyError !== null) return null;
     try {
       if (!e.cpu) {
-        const v = dmabufView(this.host.api, e.fd, e.size, e.desc);
-        e.cpu = v;
-        e.unreadable = v.unreadable;
+        try {
+          const v = dmabufView(this.host.api, e.fd, e.size, e.desc);
+          e.cpu = v;
+          e.unreadable = v.unreadable;
+        } catch (mapErr) {
+          // not mappable at all (mbochs: read-only export, its mmap needs VM_SHARED): the same
+          // pages through the vGPU's video memory, where the vendor driver says the plane is
+          const loc = this.host.locator();
+          const vram = loc ? this.host.videoMemory() : null;
+          const r = loc && vram ? locatedSource(loc, vram, e.desc) : { why: loc ? 'its video memory region cannot be mapped' : 'no known way to find the plane in the vGPU\'s video memory for this vendor driver' };
+          if ('why' in r) throw new Error(`${(mapErr as Error).message}; reading it from video memory instead: ${r.why}`, { cause: mapErr });
+          e.cpu = r;
+          e.unreadable = 0;
+          e.refused = `${e.refused ?? 'it cannot be scanned out'}; its dma-buf cannot be mapped, so it is read from the vGPU's video memory (${loc!.name})`;
+        }
       }
     } catch (err) {
       e.copyError = (err as Error).message;

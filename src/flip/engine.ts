@@ -29,7 +29,8 @@ import { hasCode, isKernelError, kernelErrorFields } from '../binding/errors.js'
 import { AtomicRequest, PropertyIndex, captureState, restoreState, type DrmDevice, type PropertyBlob } from '../kms/index.js';
 import type { ConnectorSnapshot, CrtcSnapshot, KmsSnapshot, SavedKmsState } from '../kms/types.js';
 import type { VfioDevice } from '../vfio/index.js';
-import { PLANE_PATH_FLAGS, DRM_PLANE_TYPES } from '../vfio/index.js';
+import { PLANE_PATH_FLAGS, DRM_PLANE_TYPES, readVgpu } from '../vfio/index.js';
+import { videoMemoryLocator, type VideoMemoryLocator } from '../vfio/video-memory.js';
 import { CallCounter } from './counting.js';
 import { captureWriteback, type CapturedFrame } from '../capture/writeback.js';
 import { chooseMethod, composeLayers, writebackClone, type LayerPicture, type Screenshot, type ScreenshotMethod } from '../capture/screenshot.js';
@@ -66,6 +67,8 @@ export interface GuestSource {
   getDmabuf(id: number): number;
   /** a CPU view of a REGION plane's framebuffer */
   openRegion(regionIndex: number, size: number): CopySource;
+  /** where the vendor driver says a plane is in the vGPU's video memory (for dma-bufs the CPU cannot map) */
+  videoMemoryLocator?(): VideoMemoryLocator | null;
 }
 
 /** GuestSource over a VFIO device fd, through the (counted) addon. */
@@ -85,6 +88,19 @@ export class VfioGuestSource implements GuestSource {
   }
   openRegion(regionIndex: number, size: number): CopySource {
     return regionSource(this.api, this.vfio.fd, regionIndex, size);
+  }
+  private locator: VideoMemoryLocator | null | undefined;
+  videoMemoryLocator(): VideoMemoryLocator | null {
+    if (this.locator === undefined) {
+      let type: string | null = null;
+      try {
+        type = this.vfio.uuid ? readVgpu(this.vfio.uuid, {}, []).type : null;
+      } catch {
+        type = null;
+      }
+      this.locator = videoMemoryLocator(this.api, this.vfio.fd, type);
+    }
+    return this.locator;
   }
 }
 
@@ -1045,6 +1061,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         this.report({ plane: kind, stage, error, count, fatal: false });
       },
       videoMemory: () => this.videoMemory(),
+      locator: () => this.guest.videoMemoryLocator?.() ?? null,
       fallback: (reason) => this.emit('fallback', reason === null ? { plane: kind, from: 'copy', to: 'dmabuf', reason: 'zero copy again: the guest buffer can be scanned out' } : { plane: kind, from: 'dmabuf', to: 'copy', reason }),
     };
   }
