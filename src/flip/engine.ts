@@ -211,8 +211,6 @@ interface PlaneRuntime {
   fbId: number;
   /** the last query this frame said the plane is there */
   readyNow: boolean;
-  /** the path this plane is queried through (REGION once a dma-buf cannot even be mapped) */
-  queryPath: EnginePath;
   /** DRM_FB: framebuffer ids the vendor reported for this plane recently (with shapes) */
   fbHistory: GuestFbHistory;
   /** DRM_FB: looks in a row that found the hardware plane on another recent guest fb */
@@ -351,7 +349,6 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         notReadyReported: false,
         fbId: 0,
         readyNow: false,
-        queryPath: this.path,
         fbHistory: new GuestFbHistory(),
         racingLooks: 0,
       };
@@ -616,7 +613,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   }
 
   private query(p: PlaneRuntime): ReturnType<typeof classifyQuery> {
-    return classifyQuery(() => this.guest.query(p.kind, p.queryPath));
+    return classifyQuery(() => this.guest.query(p.kind, this.path));
   }
 
   /** One frame. Public for tests and the bench (they may drive frames themselves). */
