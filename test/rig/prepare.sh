@@ -6,6 +6,7 @@
 #    ABI): the unsigned image is extracted under the cache, the matching headers are installed
 #  - linux-source of the same version, partly extracted (DRM, VFIO, mdev samples, includes)
 #  - vkms.ko built out of tree (Debian does not ship it)
+#  - the kernel's sample vGPU drivers mbochs.ko and mdpy.ko (samples/vfio-mdev), out of tree
 #  - the project's own kernel modules: every native/<dir> whose Kbuild or Makefile has obj-m,
 #    built from a copy of its sources in the cache (rebuilt when the sources change)
 #  - an initramfs: busybox-static, test/rig/init.sh as /init, and only the modules needed
@@ -173,6 +174,18 @@ mkdir -p "$BUILD"
 build_module_dir vkms "$SRC/drivers/gpu/drm/vkms" "$BUILD/vkms" CONFIG_DRM_VKMS=m
 [ -f "$BUILD/vkms/vkms.ko" ] || die "vkms build produced no vkms.ko (see $BUILD/vkms/.build.log)"
 
+# the kernel's own sample vGPU drivers (samples/vfio-mdev; CONFIG_SAMPLES is off in Debian):
+# mbochs (DMABUF, bochs DISPI registers) and mdpy (REGION, fixed mode per type). In the
+# initramfs like vkms; vm.sh loads them with --sample-drivers.
+SAMPLE_NAMES=(mbochs mdpy)
+build_module_dir samples/vfio-mdev "$SRC/samples/vfio-mdev" "$BUILD/samples-vfio-mdev" \
+  CONFIG_SAMPLE_VFIO_MDEV_MBOCHS=m CONFIG_SAMPLE_VFIO_MDEV_MDPY=m
+SAMPLE_KOS=()
+for n in "${SAMPLE_NAMES[@]}"; do
+  [ -f "$BUILD/samples-vfio-mdev/$n.ko" ] || die "the samples/vfio-mdev build produced no $n.ko (see $BUILD/samples-vfio-mdev/.build.log)"
+  SAMPLE_KOS+=("$BUILD/samples-vfio-mdev/$n.ko")
+done
+
 # the project's modules: native/<dir> with obj-m in its Kbuild or Makefile. The whole native/
 # tree minus build outputs is mirrored so relative includes (../include) keep working.
 OWN_KOS=()
@@ -206,7 +219,7 @@ fi
 
 # ---------------------------------------------------------------- initramfs
 BASE_MODS=(virtio_pci 9pnet_virtio 9p vfio vfio_iommu_type1 mdev)
-ALL_KOS=("$BUILD/vkms/vkms.ko" "${OWN_KOS[@]}")
+ALL_KOS=("$BUILD/vkms/vkms.ko" "${SAMPLE_KOS[@]}" "${OWN_KOS[@]}")
 want=("${BASE_MODS[@]}")
 for ko in "${ALL_KOS[@]}"; do
   deps=$(modinfo -F depends "$ko" 2>/dev/null || true)
@@ -224,7 +237,7 @@ inputs_sum=$( {
 # named by its inputs, so concurrent runs with different module sets never swap it under each other
 INITRD="$KDIR/initramfs-$inputs_sum.cpio.gz"
 if [ ! -f "$INITRD" ]; then
-  say "building initramfs (modules: ${want[*]} + vkms + ${#OWN_KOS[@]} of ours)"
+  say "building initramfs (modules: ${want[*]} + vkms + ${SAMPLE_NAMES[*]} + ${#OWN_KOS[@]} of ours)"
   stage="$KDIR/.initramfs-stage"
   rm -rf "$stage" && mkdir -p "$stage"/{bin,sbin,dev,proc,sys,host,mnt/out,tmp,lib/modules/"$KREL"/extra}
   cp /bin/busybox "$stage/bin/busybox"
@@ -265,6 +278,7 @@ for ko in "${OWN_KOS[@]}"; do own_names+=("$(basename "$ko" .ko)"); done
   printf 'VMLINUZ=%q\nINITRD=%q\nSRC=%q\nHDR_DIR=%q\n' "$KDIR/vmlinuz" "$INITRD" "$SRC" "$HDR_DIR"
   printf 'VKMS_KO=%q\n' "$BUILD/vkms/vkms.ko"
   printf 'OWN_MODULES=%q\n' "${own_names[*]}"
+  printf 'SAMPLE_MODULES=%q\n' "${SAMPLE_NAMES[*]}"
 } >"$KDIR/rig-$inputs_sum.env"
 cp "$KDIR/rig-$inputs_sum.env" "$KDIR/rig.env.tmp" && mv "$KDIR/rig.env.tmp" "$KDIR/rig.env"
 find "$KDIR" -maxdepth 1 -name 'rig-*.env' -mmin +60 -delete 2>/dev/null || true

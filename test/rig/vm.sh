@@ -11,6 +11,11 @@
 #   --param MODULE.KEY=VALUE     a parameter for one of our modules (or vkms); repeatable
 #   --mdev TYPE[:UUID]           create an mdev of TYPE (e.g. vgpu_sim-small); repeatable;
 #                                UUIDs are printed and given to the command as $VGPU_FLIP_MDEVS
+#   --sample-drivers             also load the kernel's sample vGPU drivers mbochs and mdpy
+#                                (samples/vfio-mdev, built by prepare.sh); their parameters
+#                                via --param (mbochs.count=MB of video memory for all its
+#                                instances, default 256 -- the parameter is named count, not
+#                                mem; mdpy.count=max instances, default 4)
 #   --no-vkms                    do not load vkms
 #   --no-fbdev                   no fbdev emulation: vkms starts with no mode set (by default
 #                                fbcon lights the CRTC at 1024x768 like a real host console)
@@ -35,7 +40,7 @@ RIG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CHECKOUT=$(cd "$RIG_DIR/../.." && pwd)
 CALLER_CWD=${INIT_CWD:-$PWD}   # npm run changes cwd to the package root; INIT_CWD is where it was called
 
-EXTRA_MODS=(); PARAMS=(); MDEVS=(); VKMS=1; CHECK_DMESG=0; KEEP=0; FBDEV_ARG=
+EXTRA_MODS=(); PARAMS=(); MDEVS=(); VKMS=1; SAMPLES=0; CHECK_DMESG=0; KEEP=0; FBDEV_ARG=
 TIMEOUT=${VGPU_FLIP_VM_TIMEOUT:-1800}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,6 +51,7 @@ while [ $# -gt 0 ]; do
     --param=*) PARAMS+=("${1#*=}"); shift ;;
     --mdev) [ $# -ge 2 ] || die "--mdev needs TYPE[:UUID]"; MDEVS+=("$2"); shift 2 ;;
     --mdev=*) MDEVS+=("${1#*=}"); shift ;;
+    --sample-drivers) SAMPLES=1; shift ;;
     --no-vkms) VKMS=0; shift ;;
     --no-fbdev) FBDEV_ARG="drm_kms_helper.fbdev_emulation=0 "; shift ;;
     --check-dmesg) CHECK_DMESG=1; shift ;;
@@ -65,6 +71,11 @@ envfile=$(bash "$RIG_DIR/prepare.sh" | tail -n1) || die "preparing the rig faile
 # shellcheck disable=SC1090
 . "$envfile"
 read -r -a OWN <<<"${OWN_MODULES:-}"
+SAMPLE=()
+if [ "$SAMPLES" = 1 ]; then
+  read -r -a SAMPLE <<<"${SAMPLE_MODULES:-}"
+  [ "${#SAMPLE[@]}" -gt 0 ] || die "--sample-drivers: the prepared rig ($envfile) has no sample drivers (SAMPLE_MODULES)"
+fi
 
 # ---------------------------------------------------------------- the job folder
 OUT="$CHECKOUT/.vm-out"
@@ -86,8 +97,8 @@ declare -A MOD_PARAMS=()
 for p in "${PARAMS[@]}"; do
   [[ "$p" =~ ^([A-Za-z0-9_-]+)\.([A-Za-z0-9_]+)=(.*)$ ]] || die "--param '$p' is not MODULE.KEY=VALUE"
   m=${BASH_REMATCH[1]//-/_}
-  known=0; for o in "${OWN[@]}" vkms; do [ "$o" = "$m" ] && known=1; done
-  [ "$known" = 1 ] || die "--param $p: '$m' is not one of the rig's modules (${OWN[*]:-none built} vkms)"
+  known=0; for o in "${OWN[@]}" "${SAMPLE[@]}" vkms; do [ "$o" = "$m" ] && known=1; done
+  [ "$known" = 1 ] || die "--param $p: '$m' is not one of the rig's modules (${OWN[*]:-none built} ${SAMPLE[*]:+${SAMPLE[*]} }vkms; mbochs/mdpy need --sample-drivers)"
   MOD_PARAMS[$m]+=" $(sq "${BASH_REMATCH[2]}=${BASH_REMATCH[3]}")"
 done
 
@@ -101,6 +112,9 @@ UNLOAD=()
   echo "load_mod vfio_iommu_type1 || return 1"
   echo "load_mod mdev || return 1"
   for m in "${OWN[@]}"; do
+    echo "load_mod $m${MOD_PARAMS[$m]:-} || return 1"
+  done
+  for m in "${SAMPLE[@]}"; do
     echo "load_mod $m${MOD_PARAMS[$m]:-} || return 1"
   done
   n=0
@@ -134,6 +148,7 @@ UNLOAD=()
     echo "mdev_create $(sq "$t") $u || return 1"
   done
 } >"$J/setup.sh"
+for ((i = ${#SAMPLE[@]} - 1; i >= 0; i--)); do UNLOAD+=("${SAMPLE[$i]}"); done
 for ((i = ${#OWN[@]} - 1; i >= 0; i--)); do UNLOAD+=("${OWN[$i]}"); done
 [ "$VKMS" = 1 ] && UNLOAD+=(vkms)
 
@@ -160,10 +175,10 @@ if [ -t 1 ]; then CONSOLE_TTY=1; COLS=$(tput cols 2>/dev/null || echo 120); ROWS
   echo "export HOME=/tmp TMPDIR=/tmp XDG_CACHE_HOME=/tmp/.cache npm_config_cache=/tmp/.npm npm_config_update_notifier=false"
   echo "export PATH=$(q "$CHECKOUT/bin:$CHECKOUT/node_modules/.bin:${PATH:-/usr/local/bin:/usr/bin:/bin}")"
   echo "export TERM=$(q "${TERM:-dumb}") LANG=$(q "${LANG:-C.UTF-8}")"
-  echo "export VGPU_FLIP_IN_VM=1 VGPU_FLIP_JOB_DIR=$(q "$J") VGPU_FLIP_KERNEL=$(q "$KREL") VGPU_FLIP_RIG_MODULES=$(q "${OWN[*]}")"
+  echo "export VGPU_FLIP_IN_VM=1 VGPU_FLIP_JOB_DIR=$(q "$J") VGPU_FLIP_KERNEL=$(q "$KREL") VGPU_FLIP_RIG_MODULES=$(q "${OWN[*]}") VGPU_FLIP_RIG_SAMPLES=$(q "${SAMPLE[*]}")"
   echo "export VGPU_FLIP_MDEVS=\"\$(cut -d' ' -f2 $(q "$J/mdevs") | tr '\n' ' ' | sed 's/ \$//')\""
   for v in CI NO_COLOR FORCE_COLOR DEBUG $(compgen -e | grep -E '^(VGPU_FLIP_|VITEST_)' || true); do
-    case "$v" in VGPU_FLIP_IN_VM|VGPU_FLIP_JOB_DIR|VGPU_FLIP_MDEVS|VGPU_FLIP_KERNEL|VGPU_FLIP_RIG_MODULES|VGPU_FLIP_VM_RESULT) continue ;; esac
+    case "$v" in VGPU_FLIP_IN_VM|VGPU_FLIP_JOB_DIR|VGPU_FLIP_MDEVS|VGPU_FLIP_KERNEL|VGPU_FLIP_RIG_MODULES|VGPU_FLIP_RIG_SAMPLES|VGPU_FLIP_VM_RESULT) continue ;; esac
     [ -n "${!v+x}" ] && echo "export $v=$(q "${!v}")"
   done
   echo "cd $(q "$CHECKOUT") || exit 126"
