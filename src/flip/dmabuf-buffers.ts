@@ -15,7 +15,7 @@ import type { DrmDevice } from '../kms/index.js';
 import { CopyTargets, dmabufView, type CopySource } from './copy.js';
 import { locateInRegion, withTail } from './dmabuf-tail.js';
 import type { VideoMemoryLocator } from '../vfio/video-memory.js';
-import { FbCache, newEntry, type BufferDesc, type FbEntry } from './fb-cache.js';
+import { FbCache, newEntry, sameDesc, type BufferDesc, type FbEntry } from './fb-cache.js';
 
 /** What a frame of this plane shows. */
 export interface Obtained {
@@ -83,6 +83,9 @@ const planeDesc = (d: BufferDesc): string => `${d.width}x${d.height} ${fourccToS
 export class DmabufBuffers {
   readonly cache: FbCache;
   private readonly copies: CopyTargets;
+  /** dma-buf fds of buffers freed from the cache, by dmabuf_id (bounded, oldest closed first) */
+  private readonly parked = new Map<number, { fd: number; desc: BufferDesc; size: number }>();
+  private closing = false;
   /** why the plane is copying now (null: zero copy) */
   private copyingBecause: string | null = null;
 
@@ -181,13 +184,23 @@ export class DmabufBuffers {
 
   /** Open dma-buf fds held (one per buffer). */
   heldFds(): number[] {
-    return this.cache.held().map((e) => e.fd).filter((fd) => fd >= 0);
+    return [...this.cache.held().map((e) => e.fd).filter((fd) => fd >= 0), ...[...this.parked.values()].map((x) => x.fd)];
   }
 
-  /** Free everything (after the display was restored); returns the errors of frees that failed. */
+  /** Free everything, fds included (after the display was restored); returns the errors of frees that failed. */
   clear(): unknown[] {
+    this.closing = true;
     const errors = this.cache.clear();
+    for (const x of this.parked.values()) {
+      try {
+        this.host.api.close(x.fd);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    this.parked.clear();
     this.copies.destroy();
+    this.closing = false;
     return errors;
   }
 
@@ -196,6 +209,15 @@ export class DmabufBuffers {
     if (hit) {
       this.counters.cacheHits++;
       return hit;
+    }
+    // a buffer freed from the cache keeps its dma-buf fd here: its id comes back without a
+    // second export (mbochs corrupts kernel memory when an id is exported again, even after
+    // the first export was released)
+    const kept = this.parked.get(id);
+    if (kept) {
+      this.parked.delete(id);
+      if (sameDesc(kept.desc, desc)) return this.cache.insert(newEntry(id, desc, size, kept.fd));
+      this.host.api.close(kept.fd);
     }
     if (this.cache.exportBlocked(id, desc) !== null) return null;
     let fd: number;
@@ -320,6 +342,10 @@ export class DmabufBuffers {
   }
 
   /** Free what we hold of one buffer: CPU mapping, framebuffer, and last the dma-buf fd. */
+  /**
+   * Free what we hold of one buffer: CPU mapping and framebuffer; the dma-buf fd is parked, not
+   * closed (see `parked`), unless the session ends.
+   */
   private free(e: FbEntry): void {
     try {
       e.cpu?.close();
@@ -329,9 +355,30 @@ export class DmabufBuffers {
         if (e.fbId) this.removeFb(e.fbId);
       } finally {
         e.fbId = 0;
-        if (e.fd >= 0) this.host.api.close(e.fd);
+        if (e.fd >= 0) this.park(e.dmabufId, e.fd, e.desc, e.size);
         e.fd = -1;
       }
     }
   }
+
+  private park(id: number, fd: number, desc: BufferDesc, size: number): void {
+    if (this.closing) {
+      this.host.api.close(fd);
+      return;
+    }
+    const old = this.parked.get(id);
+    if (old && old.fd !== fd) this.host.api.close(old.fd);
+    this.parked.delete(id);
+    this.parked.set(id, { fd, desc: { ...desc }, size });
+    // bounded: a driver that makes a new id per query must not pin fds without end; the
+    // oldest parked buffer is the least likely to come back
+    while (this.parked.size > PARKED_MAX) {
+      const [oldId, o] = this.parked.entries().next().value!;
+      this.parked.delete(oldId);
+      this.host.api.close(o.fd);
+    }
+  }
 }
+
+/** dma-buf fds of buffers no longer cached that are kept open per plane, at most */
+export const PARKED_MAX = 64;

@@ -4,10 +4,11 @@
 // the rules are unit-tested on the host.
 //
 // Rules:
-// - ONE VFIO_DEVICE_GET_GFX_DMABUF per dmabuf_id while we hold anything of that buffer: the fd
-//   is kept in the entry until the entry is freed. (The kernel's sample driver mbochs hands out
-//   a second fd for the same dma-buf without taking a reference: exporting an id again while
-//   the first export is alive corrupts kernel memory.)
+// - ONE VFIO_DEVICE_GET_GFX_DMABUF per dmabuf_id: the fd is kept in the entry, and when the
+//   entry is freed its owner (dmabuf-buffers.ts) keeps the fd for the id's return. (The kernel's
+//   sample driver mbochs hands out a second fd for the same dma-buf without taking a reference,
+//   and drops its page references on every release: exporting an id again, even after the first
+//   export was released, corrupts kernel memory.)
 // - A dmabuf_id freed less than `quarantineFrames` frames ago (default 2) is not exported again
 //   yet: the kernel may still hold the old dma-buf for a moment through the state of the commit
 //   that took it off screen (cleaned up by the commit worker after the flip event);
