@@ -1,5 +1,5 @@
-// VFIO calls: legacy group/container open of an mdev, pidfd fd adoption, device and region
-// info, the mdev display ABI (QUERY_GFX_PLANE, GET_GFX_DMABUF). Marshalling only.
+// VFIO calls: legacy group/container open of an mdev, pidfd fd adoption, device, region and IRQ
+// info, SET_IRQS, eventfds, the mdev display ABI (QUERY_GFX_PLANE, GET_GFX_DMABUF). Marshalling only.
 #include "common.h"
 
 #include <fcntl.h>
@@ -8,6 +8,9 @@
 // the DRM_FB plane type (bit 3) and the drm_fb_id union member: the uapi-style header shared
 // with the vgpu-sim kernel module
 #include "../include/vfio_gfx_drm_fb.h"
+// IRQ capabilities (cap_offset, VFIO_IRQ_INFO_FLAG_CAPS): the display event IRQ proposal
+#include "../include/vfio_gfx_display_irq.h"
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -263,6 +266,143 @@ Napi::Value VfioGetGfxDmabuf(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r);
 }
 
+// VFIO_DEVICE_GET_IRQ_INFO, growing argsz for a capability chain as the kernel asks (the
+// extended struct of vfio_gfx_display_irq.h; drivers without IRQ caps fill only 16 bytes).
+// Capabilities are returned raw (header walk only), as for regions.
+Napi::Value VfioIrqInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckArgCount(info, 2, "vfioIrqInfo");
+  int fd = ArgFd(info, 0, "vfioIrqInfo", "deviceFd");
+  uint32_t index = ArgU32(info, 1, "vfioIrqInfo", "index");
+  static_assert(sizeof(vfio_irq_info_caps) == VFIO_IRQ_INFO_CAPS_SIZE, "vfio_gfx_display_irq.h layout");
+  std::vector<uint8_t> buf(sizeof(vfio_irq_info_caps));
+  auto query = [&]() {
+    vfio_irq_info_caps ii{};
+    ii.argsz = static_cast<uint32_t>(buf.size());
+    ii.index = index;
+    std::memset(buf.data(), 0, buf.size());
+    std::memcpy(buf.data(), &ii, sizeof ii);
+    if (Xioctl(fd, VFIO_DEVICE_GET_IRQ_INFO, buf.data()) != 0)
+      ThrowFd(env, "VFIO_DEVICE_GET_IRQ_INFO", fd, errno, "irq index " + std::to_string(index));
+    std::memcpy(&ii, buf.data(), sizeof ii);
+    return ii;
+  };
+  vfio_irq_info_caps ii = query();
+  if ((ii.flags & VFIO_IRQ_INFO_FLAG_CAPS) && ii.argsz > buf.size()) {
+    if (ii.argsz > (1u << 20)) ThrowFd(env, "VFIO_DEVICE_GET_IRQ_INFO", fd, EOVERFLOW, "capability chain too large");
+    buf.resize(ii.argsz);
+    ii = query();
+  }
+  const bool withCaps = (ii.flags & VFIO_IRQ_INFO_FLAG_CAPS) != 0;
+  Napi::Array caps = Napi::Array::New(env);
+  if (withCaps && ii.cap_offset != 0) {
+    const size_t end = ii.argsz < buf.size() ? ii.argsz : buf.size();
+    uint32_t off = ii.cap_offset;
+    uint32_t n = 0;
+    while (off != 0 && n < 64) {
+      if (off < sizeof(vfio_irq_info_caps) || off + sizeof(vfio_info_cap_header) > end) break;
+      vfio_info_cap_header h;
+      std::memcpy(&h, buf.data() + off, sizeof h);
+      size_t capEnd = (h.next > off && h.next <= end) ? h.next : end;
+      Napi::Object c = Napi::Object::New(env);
+      c.Set("id", h.id);
+      c.Set("version", h.version);
+      c.Set("offset", off);
+      c.Set("data", Napi::Buffer<uint8_t>::Copy(env, buf.data() + off, capEnd - off));
+      caps.Set(n++, c);
+      if (h.next <= off) break;  // chains only go forward; stop on a loop
+      off = h.next;
+    }
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("index", ii.index);
+  o.Set("flags", ii.flags);
+  o.Set("count", ii.count);
+  o.Set("argsz", ii.argsz);
+  o.Set("capOffset", withCaps ? ii.cap_offset : 0);
+  o.Set("caps", caps);
+  // the whole answer as the kernel wrote it (info struct + chain), for recording and tests
+  o.Set("raw", Napi::Buffer<uint8_t>::Copy(env, buf.data(), withCaps ? buf.size() : offsetof(vfio_irq_info_caps, cap_offset)));
+  return o;
+}
+
+// VFIO_DEVICE_SET_IRQS: flags = VFIO_IRQ_SET_DATA_* | VFIO_IRQ_SET_ACTION_*; data per vector:
+// DATA_EVENTFD s32 fds (-1 = none), DATA_BOOL 0/1, DATA_NONE none (omit or []).
+Napi::Value VfioSetIrqs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckArgCount(info, 5, "vfioSetIrqs");
+  int fd = ArgFd(info, 0, "vfioSetIrqs", "deviceFd");
+  uint32_t index = ArgU32(info, 1, "vfioSetIrqs", "index");
+  uint32_t flags = ArgU32(info, 2, "vfioSetIrqs", "flags");
+  uint32_t start = ArgU32(info, 3, "vfioSetIrqs", "start");
+  uint32_t count = ArgU32(info, 4, "vfioSetIrqs", "count");
+  const uint32_t dataType = flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+  size_t elem = dataType == VFIO_IRQ_SET_DATA_EVENTFD ? 4 : dataType == VFIO_IRQ_SET_DATA_BOOL ? 1 : 0;
+  std::vector<uint8_t> data;
+  if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
+    if (!info[5].IsArray()) ThrowType(env, "vfioSetIrqs: data must be an array of numbers");
+    Napi::Array a = info[5].As<Napi::Array>();
+    if (elem == 0 && a.Length() != 0) ThrowType(env, "vfioSetIrqs: DATA_NONE takes no data");
+    if (a.Length() > 4096) ThrowRange(env, "vfioSetIrqs: too many vectors");
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      if (elem == 4) {
+        if (!v.IsNumber()) ThrowType(env, "vfioSetIrqs: data[" + std::to_string(i) + "] must be an fd number");
+        int32_t x = v.As<Napi::Number>().Int32Value();
+        uint8_t b[4];
+        std::memcpy(b, &x, 4);
+        data.insert(data.end(), b, b + 4);
+      } else {
+        bool x = v.IsBoolean() ? v.As<Napi::Boolean>().Value() : ValueU32(env, v, "vfioSetIrqs: data") != 0;
+        data.push_back(x ? 1 : 0);
+      }
+    }
+  }
+  if (elem && data.size() != elem * count)
+    ThrowType(env, "vfioSetIrqs: data must have `count` entries for DATA_EVENTFD / DATA_BOOL");
+  std::vector<uint8_t> buf(sizeof(vfio_irq_set) + data.size());
+  vfio_irq_set s{};
+  s.argsz = static_cast<uint32_t>(buf.size());
+  s.flags = flags;
+  s.index = index;
+  s.start = start;
+  s.count = count;
+  std::memcpy(buf.data(), &s, sizeof s);
+  if (!data.empty()) std::memcpy(buf.data() + sizeof s, data.data(), data.size());
+  if (Xioctl(fd, VFIO_DEVICE_SET_IRQS, buf.data()) != 0) {
+    char h[64];
+    snprintf(h, sizeof h, "irq index %u flags 0x%x count %u", index, flags, count);
+    ThrowFd(env, "VFIO_DEVICE_SET_IRQS", fd, errno, h);
+  }
+  return env.Undefined();
+}
+
+// eventfd2(initval, EFD_CLOEXEC | EFD_NONBLOCK)
+Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t init = info.Length() > 0 && !info[0].IsUndefined() ? ArgU32(info, 0, "eventfdCreate", "initval") : 0;
+  int e = eventfd(init, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (e < 0) ThrowKernel(env, "eventfd2", "", errno);
+  SetFdLabel(e, "eventfd");
+  return Napi::Number::New(env, e);
+}
+
+// read(2) of an eventfd's counter (resets it): a bigint, or null when it is 0 (EAGAIN)
+Napi::Value EventfdRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckArgCount(info, 1, "eventfdRead");
+  int fd = ArgFd(info, 0, "eventfdRead", "fd");
+  uint64_t v = 0;
+  ssize_t n;
+  do {
+    n = read(fd, &v, sizeof v);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return env.Null();
+  if (n < 0) ThrowFd(env, "read", fd, errno, "eventfd counter");
+  if (n != sizeof v) ThrowFd(env, "read", fd, EINVAL, "short read of an eventfd counter (not an eventfd?)");
+  return Napi::BigInt::New(env, v);
+}
+
 }  // namespace
 
 void InitVfio(Napi::Env env, Napi::Object exports) {
@@ -273,6 +413,10 @@ void InitVfio(Napi::Env env, Napi::Object exports) {
   exports.Set("vfioRegionInfo", Napi::Function::New(env, VfioRegionInfo, "vfioRegionInfo"));
   exports.Set("vfioQueryGfxPlane", Napi::Function::New(env, VfioQueryGfxPlane, "vfioQueryGfxPlane"));
   exports.Set("vfioGetGfxDmabuf", Napi::Function::New(env, VfioGetGfxDmabuf, "vfioGetGfxDmabuf"));
+  exports.Set("vfioIrqInfo", Napi::Function::New(env, VfioIrqInfo, "vfioIrqInfo"));
+  exports.Set("vfioSetIrqs", Napi::Function::New(env, VfioSetIrqs, "vfioSetIrqs"));
+  exports.Set("eventfdCreate", Napi::Function::New(env, EventfdCreate, "eventfdCreate"));
+  exports.Set("eventfdRead", Napi::Function::New(env, EventfdRead, "eventfdRead"));
 }
 
 }  // namespace vgpu

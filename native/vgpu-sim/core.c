@@ -20,6 +20,7 @@
 #include <drm/drm_fourcc.h>
 #include <drm/drm_plane.h>
 
+#include "vfio_gfx_display_irq.h"
 #include "vfio_gfx_drm_fb.h"
 #include "vgpu_sim.h"
 
@@ -309,6 +310,7 @@ void vsim_guest_changed(struct vsim_dev *d, int plane)
 	char why[128];
 	u64 size;
 
+	vsim_display_irq_plane(d, plane);	/* the display event, at the next vblank */
 	if (d->type->headless || !vsim_drm_available())
 		return;
 	if (vsim_plane_check(d, plane, &p->cfg, &size, why, sizeof(why))) {
@@ -357,6 +359,7 @@ void vsim_guest_reset(struct vsim_dev *d)
 		if (was)
 			vsim_guest_changed(d, i);
 	}
+	vsim_display_irq_event(d, VFIO_GFX_DISPLAY_PRI_EVENT_VAL | VFIO_GFX_DISPLAY_CUR_EVENT_VAL);
 }
 
 /* ------------------------------------------------------------------ ioctls */
@@ -573,7 +576,7 @@ static long vsim_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long
 			return -EINVAL;
 		info.flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
 		info.num_regions = VFIO_PCI_NUM_REGIONS;
-		info.num_irqs = VFIO_PCI_NUM_IRQS;
+		info.num_irqs = vsim_num_irqs(d);	/* + the display event IRQ (display_irq.c) */
 		return copy_to_user(uarg, &info, minsz) ? -EFAULT : 0;
 	}
 	case VFIO_DEVICE_GET_REGION_INFO:
@@ -591,6 +594,7 @@ static long vsim_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long
 		 */
 		mutex_lock(&d->lock);
 		d->resets++;
+		vsim_display_irq_reset(d);	/* unmasked; the reset is signalled at the next vblank */
 		vsim_guest_reset(d);
 		vsim_pci_init_config(d);
 		d->intx_masked = false;
@@ -764,6 +768,7 @@ static int vsim_init_dev(struct vfio_device *vdev)
 	d->fault_query.dev = d;
 	d->fault_dmabuf.dev = d;
 	vsim_pci_init_config(d);
+	vsim_display_irq_init(d);
 	return 0;
 
 err_pages:
@@ -780,6 +785,7 @@ static void vsim_release_dev(struct vfio_device *vdev)
 	struct vsim_dev *d = container_of(vdev, struct vsim_dev, vdev);
 	unsigned int i;
 
+	vsim_display_irq_shutdown(d);	/* already stopped by remove; the timer never outlives d */
 	vunmap(d->vram);
 	for (i = 0; i < d->npages; i++)
 		put_page(d->pages[i]);	/* buffers still exported keep their own references */
@@ -808,6 +814,7 @@ static void vsim_close_device(struct vfio_device *vdev)
 	vsim_pci_irqs_release(d);	/* the user's eventfds go with the device */
 	vsim_pci_init_config(d);
 	mutex_unlock(&d->lock);
+	vsim_display_irq_release(d);	/* display event eventfd detached, unmasked, timer stopped */
 }
 
 static int vsim_probe(struct mdev_device *mdev)
@@ -836,6 +843,7 @@ static void vsim_remove(struct mdev_device *mdev)
 
 	vsim_debugfs_remove(d);		/* waits for debugfs writers */
 	vfio_unregister_group_dev(&d->vdev);	/* waits for the VFIO fd to be closed */
+	vsim_display_irq_shutdown(d);
 	mutex_lock(&d->lock);
 	vsim_cache_clear(d);		/* buffers created through debugfs (fb_id) */
 	mutex_unlock(&d->lock);

@@ -330,6 +330,22 @@ static const struct file_operations vsim_info_fops = {
 	.llseek = default_llseek,
 };
 
+/* display_irq: the display event IRQ's state and counters (display_irq.c) */
+static ssize_t vsim_display_irq_read(struct file *f, char __user *ubuf, size_t len, loff_t *ppos)
+{
+	struct vsim_dev *d = file_inode(f)->i_private;
+	char buf[384];
+	int n = vsim_display_irq_describe(d, buf, sizeof(buf));
+
+	return simple_read_from_buffer(ubuf, len, ppos, buf, n);
+}
+
+static const struct file_operations vsim_display_irq_fops = {
+	.owner = THIS_MODULE,
+	.read = vsim_display_irq_read,
+	.llseek = default_llseek,
+};
+
 /*
  * fb_id (instance): write a plane name (primary, cursor, overlay), then read that plane's
  * DRM_FB framebuffer id: what a host compositor uses when a VMM owns the VFIO group.
@@ -508,6 +524,7 @@ void vsim_debugfs_add(struct vsim_dev *d)
 	debugfs_create_file("info", 0444, dir, d, &vsim_info_fops);
 	debugfs_create_file("reset", 0200, dir, d, &vsim_reset_fops);
 	debugfs_create_file("flip_count", 0444, dir, d, &vsim_flip_count_fops);
+	debugfs_create_file("display_irq", 0444, dir, d, &vsim_display_irq_fops);
 	debugfs_create_file("fb_id", 0600, dir, d, &vsim_fb_id_fops);
 	debugfs_create_file_size("vram", 0600, dir, d, &vsim_vram_fops, d->vram_size);
 	fault = debugfs_create_dir("fault", dir);

@@ -281,6 +281,12 @@ retry:
 		}
 		changed = true;
 	}
+	/*
+	 * NOTE (display event IRQ, display_irq.c): this in-kernel flip is still a blocking commit
+	 * made inside the guest's write, not aligned to the guest vblank clock that coalesces the
+	 * display event. Other tests depend on that (the host plane shows the new frame when the
+	 * write returns); a nonblocking commit at the guest vblank is future work.
+	 */
 	ret = changed ? drm_atomic_commit(state) : 0;
 fail:
 	if (ret == -EDEADLK) {

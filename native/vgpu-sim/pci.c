@@ -6,6 +6,7 @@
  * (INTx, ERR, REQ with eventfds; no MSI/MSI-X capability, so those have no vectors).
  * The simulated device never raises INTx or ERR by itself; REQ is signalled when the instance is
  * removed while a user holds it open (the kernel asks the user to let go). See README.md.
+ * Index 5 (after the fixed five) is the display event IRQ, handled in display_irq.c.
  */
 #include <linux/eventfd.h>
 #include <linux/pci_regs.h>
@@ -88,6 +89,8 @@ int vsim_pci_irq_info(struct vsim_dev *d, void __user *arg)
 
 	if (copy_from_user(&info, arg, minsz))
 		return -EFAULT;
+	if (info.argsz >= minsz && info.index == VSIM_DISPLAY_IRQ_INDEX && vsim_has_display_irq(d))
+		return vsim_display_irq_info(d, arg);	/* display_irq.c */
 	if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_IRQS)
 		return -EINVAL;
 	info.count = vsim_irq_count(info.index);
@@ -133,6 +136,8 @@ int vsim_pci_set_irqs(struct vsim_dev *d, void __user *arg)
 
 	if (copy_from_user(&hdr, arg, minsz))
 		return -EFAULT;
+	if (hdr.index == VSIM_DISPLAY_IRQ_INDEX && vsim_has_display_irq(d))
+		return vsim_display_irq_set(d, arg);	/* display_irq.c */
 	if (hdr.index >= VFIO_PCI_NUM_IRQS)
 		return -EINVAL;
 	ret = vfio_set_irqs_validate_and_prepare(&hdr, vsim_irq_count(hdr.index), VFIO_PCI_NUM_IRQS,

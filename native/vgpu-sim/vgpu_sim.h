@@ -3,10 +3,12 @@
 #ifndef VGPU_SIM_H
 #define VGPU_SIM_H
 
+#include <linux/hrtimer.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mdev.h>
 #include <linux/mutex.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/vfio.h>
 
@@ -17,6 +19,9 @@
 #define VSIM_REGION_MASK ((1ULL << VSIM_REGION_SHIFT) - 1)
 #define VSIM_VRAM_REGION VFIO_PCI_BAR0_REGION_INDEX
 #define VSIM_CONFIG_SIZE 256
+
+/* the display event IRQ (display_irq.c): the first index after vfio-pci's fixed five */
+#define VSIM_DISPLAY_IRQ_INDEX VFIO_PCI_NUM_IRQS
 
 /* cached buffer descriptors (dmabuf ids) per instance */
 #define VSIM_CACHE_MAX 16
@@ -58,6 +63,23 @@ struct vsim_fault {
 	u32 count;		/* remaining failures */
 };
 
+/* The display event IRQ of one instance (display_irq.c), under its own spinlock. */
+struct vsim_display_irq {
+	spinlock_t lock;
+	struct hrtimer timer;		/* one-shot, armed for the next vblank boundary */
+	ktime_t epoch;			/* vblank 0 */
+	u64 period_ns;
+	u32 hz;
+	struct eventfd_ctx *trigger;	/* SET_IRQS eventfd, NULL: none */
+	bool masked, armed, dying;
+	u64 pending;			/* event values to deliver at the next vblank */
+	u64 next_seq;			/* the boundary the armed timer is for */
+	u64 last_signal_seq;		/* the boundary of the last signal (valid if signals) */
+	u64 signals;			/* vblank signals delivered */
+	u64 events;			/* guest changes noted */
+	u64 loopbacks;			/* SET_IRQS loopback triggers delivered */
+};
+
 struct vsim_dev {
 	struct vfio_device vdev;
 	struct mdev_device *mdev;
@@ -74,6 +96,7 @@ struct vsim_dev {
 	bool intx_masked;
 	u64 irq_fired[VFIO_PCI_NUM_IRQS];
 	u64 resets;			/* VFIO_DEVICE_RESET calls */
+	struct vsim_display_irq irq;	/* display event IRQ (display_irq.c) */
 
 	struct vsim_plane planes[VSIM_NPLANES];
 	struct list_head bufs;		/* struct vsim_buf.node, under vsim_buf_lock */
@@ -137,6 +160,19 @@ int vsim_pci_set_irqs(struct vsim_dev *d, void __user *arg);
 void vsim_pci_irqs_release(struct vsim_dev *d);
 void vsim_pci_request(struct vfio_device *vdev, unsigned int count);
 int vsim_pci_describe(struct vsim_dev *d, char *buf, size_t len);
+
+/* display_irq.c */
+u32 vsim_num_irqs(const struct vsim_dev *d);
+bool vsim_has_display_irq(const struct vsim_dev *d);
+void vsim_display_irq_init(struct vsim_dev *d);
+void vsim_display_irq_event(struct vsim_dev *d, u64 bits);
+void vsim_display_irq_plane(struct vsim_dev *d, int plane);
+void vsim_display_irq_reset(struct vsim_dev *d);
+void vsim_display_irq_release(struct vsim_dev *d);
+void vsim_display_irq_shutdown(struct vsim_dev *d);
+int vsim_display_irq_info(struct vsim_dev *d, void __user *arg);
+int vsim_display_irq_set(struct vsim_dev *d, void __user *arg);
+int vsim_display_irq_describe(struct vsim_dev *d, char *buf, size_t len);
 
 /* dmabuf.c */
 struct dma_buf *vsim_buf_export(struct vsim_buf *b);

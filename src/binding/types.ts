@@ -144,6 +144,38 @@ export interface VfioRegionCap {
   data: Buffer;
 }
 
+/** One capability of an IRQ's chain (see native/include/vfio_gfx_display_irq.h). */
+export interface VfioIrqCap {
+  id: number; version: number;
+  /** where the capability starts in the info (from its first byte) */
+  offset: number;
+  /**
+   * the whole capability starting with its struct vfio_info_cap_header (id u16, version u16,
+   * next u32), up to the next capability or the end of the info: the C offsets apply directly
+   * (vfio_irq_info_cap_type: type at 8, subtype at 12; vfio_irq_info_cap_display_plane_events:
+   * cur_event_val at 8, pri_event_val at 16)
+   */
+  data: Buffer;
+}
+
+/**
+ * VFIO_DEVICE_GET_IRQ_INFO, with the capability chain of the IRQ-capabilities proposal
+ * (VFIO_IRQ_INFO_FLAG_CAPS = 1 << 4, cap_offset after count). Drivers without it leave caps [].
+ */
+export interface VfioIrqInfo {
+  index: number;
+  /** VFIO_IRQ_INFO_EVENTFD 1, MASKABLE 2, AUTOMASKED 4, NORESIZE 8, FLAG_CAPS 16 */
+  flags: number;
+  count: number;
+  /** the argsz of the final answer (the size the driver needed for the chain) */
+  argsz: number;
+  /** 0 without FLAG_CAPS */
+  capOffset: number;
+  caps: VfioIrqCap[];
+  /** the bytes of the final answer as the kernel wrote them (16 bytes without FLAG_CAPS) */
+  raw: Buffer;
+}
+
 export interface VfioRegionInfo {
   index: number; flags: number; size: bigint; offset: bigint; caps: VfioRegionCap[];
 }
@@ -250,6 +282,18 @@ export interface NativeAddon {
   vfioQueryGfxPlane(deviceFd: number, flags: number, drmPlaneType: number): GfxPlaneInfo;
   /** VFIO_DEVICE_GET_GFX_DMABUF: returns a dma-buf fd */
   vfioGetGfxDmabuf(deviceFd: number, dmabufId: number): number;
+  /** VFIO_DEVICE_GET_IRQ_INFO for one index; argsz grows for a capability chain as the driver asks */
+  vfioIrqInfo(deviceFd: number, index: number): VfioIrqInfo;
+  /**
+   * VFIO_DEVICE_SET_IRQS. flags: VFIO_IRQ_SET_DATA_NONE 1 / BOOL 2 / EVENTFD 4 |
+   * VFIO_IRQ_SET_ACTION_MASK 8 / UNMASK 16 / TRIGGER 32. data: one entry per vector (count of
+   * them) for DATA_EVENTFD (fds, -1 = none) and DATA_BOOL (booleans or 0/1); omitted for DATA_NONE.
+   */
+  vfioSetIrqs(deviceFd: number, index: number, flags: number, start: number, count: number, data?: Array<number | boolean>): void;
+  /** eventfd2(initval, EFD_CLOEXEC | EFD_NONBLOCK): the caller closes it (native.close) */
+  eventfdCreate(initval?: number): number;
+  /** read the eventfd counter (which resets it): null when it is 0 (EAGAIN) */
+  eventfdRead(fd: number): bigint | null;
   /**
    * pread/pwrite on the device fd at region offset + offset (one syscall: pread may return
    * fewer bytes than asked, e.g. at end of file)

@@ -10,6 +10,7 @@ import type { KmsSnapshot } from '../kms/types.js';
 import type { DrmFb2 } from '../binding/types.js';
 import { VfioDevice, VfioGroupBusyError } from '../vfio/device.js';
 import { discoverVgpus, listMdevParents } from '../vfio/sysfs.js';
+import { findDisplayIrq } from '../vfio/display-irq.js';
 import type { JsonLike } from '../util/json.js';
 import { drmDeviceSysfsInfo } from './device-info.js';
 import type { ProbeResult, SysRoots, VgpuInfo } from '../vfio/types.js';
@@ -51,6 +52,35 @@ export interface VgpuReport extends VgpuInfo {
   probeError?: ErrorEntry;
   /** why PROBE was not tried (an idle vGPU without --probe, a holder without a device fd yet) */
   probeSkipped?: string;
+  /**
+   * the display event IRQ (src/vfio/display-irq.ts), asked with PROBE: its index and the
+   * eventfd values naming the primary / cursor plane (null without the display capability);
+   * false: the vGPU offers none; absent/undefined: not asked (not probed) or the query failed
+   */
+  displayEvent?: DisplayEventReport | false;
+}
+
+export interface DisplayEventReport {
+  index: number;
+  maskable: boolean;
+  priEventVal: bigint | null;
+  curEventVal: bigint | null;
+}
+
+/** The display event IRQ of a reached device; undefined when asking failed (never throws). */
+function displayEventOf(dev: VfioDevice): DisplayEventReport | false | undefined {
+  try {
+    const d = findDisplayIrq(dev);
+    if (!d) return false;
+    return { index: d.index, maskable: d.maskable, priEventVal: d.events?.priEventVal ?? null, curEventVal: d.events?.curEventVal ?? null };
+  } catch {
+    return undefined;
+  }
+}
+
+function withDisplayEvent(f: ProbeFields, dev: VfioDevice): ProbeFields {
+  const e = displayEventOf(dev);
+  return e === undefined ? f : { ...f, displayEvent: e };
 }
 
 export interface InspectReport {
@@ -172,7 +202,7 @@ export function inspectDrmDevice(devPath: string): DrmDeviceReport {
   }
 }
 
-type ProbeFields = Pick<VgpuReport, 'probe' | 'probeVia' | 'error' | 'probeError' | 'probeSkipped'>;
+type ProbeFields = Pick<VgpuReport, 'probe' | 'probeVia' | 'error' | 'probeError' | 'probeSkipped' | 'displayEvent'>;
 
 /** PROBE through a holder's device fd (a duplicate: pidfd_getfd, root); the group is not touched. */
 function probeThroughHolder(v: VgpuInfo, pid: number, roots?: SysRoots): ProbeFields {
@@ -180,7 +210,7 @@ function probeThroughHolder(v: VgpuInfo, pid: number, roots?: SysRoots): ProbeFi
   try {
     dup = VfioDevice.fromPid(pid, { uuid: v.uuid, ...(roots ? { roots } : {}) });
     const probe = dup.probe();
-    return { probe, probeVia: `pidfd ${dup.label.replace(/^vfio-device /, '')}` };
+    return withDisplayEvent({ probe, probeVia: `pidfd ${dup.label.replace(/^vfio-device /, '')}` }, dup);
   } catch (e) {
     return { probe: null, probeVia: null, probeError: errorEntry(e, `/proc/${pid}/fd`) };
   } finally {
@@ -207,7 +237,7 @@ function probeVgpu(v: VgpuInfo, mode: 'held' | 'all', roots?: SysRoots): ProbeFi
     return { probe: null, probeVia: null, error: errorEntry(e, v.groupPath ?? v.sysfsPath) };
   }
   try {
-    return { probe: dev.probe(), probeVia: 'open' };
+    return withDisplayEvent({ probe: dev.probe(), probeVia: 'open' }, dev);
   } catch (e) {
     return { probe: null, probeVia: null, error: errorEntry(e, dev.label) };
   } finally {

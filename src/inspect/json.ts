@@ -255,6 +255,19 @@ export function vgpuJson(v: VgpuReport): JsonLike {
     error: v.error ? errorJson(v.error) : undefined,
     probe_error: v.probeError ? errorJson(v.probeError) : undefined,
     probe_skipped: v.probeSkipped,
+    // the display event IRQ: { index, maskable, primary_event_val, cursor_event_val } (hex
+    // strings, null without the display capability), false: none, null: not asked
+    display_event:
+      v.displayEvent === undefined
+        ? null
+        : v.displayEvent === false
+          ? false
+          : {
+              index: v.displayEvent.index,
+              maskable: v.displayEvent.maskable,
+              primary_event_val: v.displayEvent.priEventVal === null ? null : `0x${v.displayEvent.priEventVal.toString(16)}`,
+              cursor_event_val: v.displayEvent.curEventVal === null ? null : `0x${v.displayEvent.curEventVal.toString(16)}`,
+            },
   };
 }
 

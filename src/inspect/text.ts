@@ -140,7 +140,7 @@ export function renderVgpus(vgpus: readonly VgpuReport[], reason?: string, paren
   }
   out.push(
     renderTable(
-      ['UUID', 'PARENT', 'TYPE', 'GROUP', 'HOLDER', 'PROBE'],
+      ['UUID', 'PARENT', 'TYPE', 'GROUP', 'HOLDER', 'PROBE', 'EVENT'],
       vgpus.map((v) => [
         v.uuid,
         v.parent,
@@ -148,6 +148,8 @@ export function renderVgpus(vgpus: readonly VgpuReport[], reason?: string, paren
         v.iommuGroup === null ? '-' : `${v.iommuGroup}${v.groupNodeExists ? '' : ' (no node)'}`,
         v.holders.length ? v.holders.map((h) => `${h.pid} (${h.comm || '?'})`).join(', ') : '-',
         probeSummary(v) + (v.probeVia && v.probeVia !== 'open' ? ` via ${v.probeVia}` : ''),
+        // the display event IRQ: "irq N" (signals guest display changes, no polling), "no", "-" not asked
+        v.displayEvent === undefined ? '-' : v.displayEvent === false ? 'no' : `irq ${v.displayEvent.index}`,
       ]),
       { indent: 4 },
     ),

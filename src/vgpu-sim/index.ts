@@ -222,6 +222,29 @@ export interface SimPciState {
   reqFired: number;
 }
 
+/** vgpu-sim's display event IRQ (debugfs "display_irq", see SimGuest.displayIrq). */
+export interface SimDisplayIrqState {
+  /** the IRQ index, null for a type without a display (headless) */
+  index: number | null;
+  /** the guest's vblank rate and current vblank sequence number (time based, from instance creation) */
+  hz: number;
+  vblank: number;
+  /** an eventfd is attached (SET_IRQS ACTION_TRIGGER) */
+  eventfd: boolean;
+  masked: boolean;
+  /** event values waiting for the next vblank */
+  pending: bigint;
+  /** vblank signals delivered (each at a distinct vblank) */
+  signals: number;
+  /** guest changes noted (flips, modes, moves, disables, resets) */
+  events: number;
+  /** the vblank of the last signal, -1 before the first */
+  lastSignalVblank: number;
+  /** SET_IRQS loopback triggers delivered */
+  loopbacks: number;
+  armed: boolean;
+}
+
 function num(m: Map<string, string>, k: string): number {
   const v = m.get(k);
   if (v === undefined) throw new Error(`vgpu-sim: field ${k} missing`);
@@ -303,6 +326,27 @@ export class SimGuest {
       req: m.get('req') === 'eventfd',
       intxFired: num(m, 'intx_fired'),
       reqFired: num(m, 'req_fired'),
+    };
+  }
+
+  /** The display event IRQ's state and counters (debugfs "display_irq"). */
+  displayIrq(): SimDisplayIrqState {
+    const m = kv(readText(this.file('display_irq')));
+    const index = m.get('index');
+    const has = index !== undefined && index !== 'none';
+    const n = (k: string): number => (has ? num(m, k) : 0);
+    return {
+      index: has ? Number(index) : null,
+      hz: num(m, 'hz'),
+      vblank: num(m, 'vblank'),
+      eventfd: m.get('eventfd') === '1',
+      masked: m.get('masked') === '1',
+      pending: BigInt(m.get('pending') ?? '0'),
+      signals: n('signals'),
+      events: n('events'),
+      lastSignalVblank: has ? num(m, 'last_signal_vblank') : -1,
+      loopbacks: n('loopbacks'),
+      armed: m.get('armed') === '1',
     };
   }
 

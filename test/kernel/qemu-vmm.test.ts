@@ -205,7 +205,7 @@ describe('vgpu-sim as a PCI device (what vfio-pci needs), through its own VFIO f
       expect(g.status('primary').enabled).toBe(false); // a reset is a guest reboot: display off
       expect(d.regionInfo(7)).toMatchObject({ size: 256n });
       expect(d.regionInfo(6)).toMatchObject({ size: 0n }); // ROM
-      expect(d.info()).toMatchObject({ numIrqs: 5 });
+      expect(d.info()).toMatchObject({ numIrqs: 6 }); // INTx MSI MSI-X ERR REQ + the display event IRQ (index 5)
     } finally {
       d.close();
       inst.remove();

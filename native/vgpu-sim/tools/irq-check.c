@@ -82,6 +82,12 @@ int main(int argc, char **argv)
 	printf("\"msi_set\":%d,", set_irqs(VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_DATA_EVENTFD | trig, 1, &e));
 	printf("\"msix_disable\":%d,", set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | trig, 0, NULL));
 	printf("\"bad_eventfd\":%d,", set_irqs(VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_DATA_EVENTFD | trig, 1, &(int32_t){ 0x7ffffff0 }));
-	printf("\"bad_index\":%d}\n", set_irqs(VFIO_PCI_NUM_IRQS, VFIO_IRQ_SET_DATA_NONE | trig, 0, NULL));
+	{
+		/* the first index past what the device reports (5 is the display event IRQ, if any) */
+		struct vfio_device_info di = { .argsz = sizeof(di) };
+		unsigned int past = ioctl(fd, VFIO_DEVICE_GET_INFO, &di) ? VFIO_PCI_NUM_IRQS + 1 : di.num_irqs;
+
+		printf("\"bad_index\":%d}\n", set_irqs(past, VFIO_IRQ_SET_DATA_NONE | trig, 0, NULL));
+	}
 	return 0;
 }
