@@ -592,7 +592,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         plane: f.p.kind,
         id: f.id,
         fbId: f.fbId,
-        path: f.p.path,
+        path: f.got?.copied ? 'copy' : f.p.path,
         sequence: e.sequence,
         vblankUs: e.timeUs,
         latencyUs,
@@ -853,7 +853,24 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
   private checkFollowing(p: PlaneRuntime, id: number, guestIdle: boolean): string | null {
     const hw = this.hwPlane(p.assignment!.planeId, false);
     if ('error' in hw) return hw.error;
-    const v = followVerdict(hw.fbId, id, shapeKey(p.last!), (fb) => this.shapeOfFb(p, fb));
+    let v = followVerdict(hw.fbId, id, shapeKey(p.last!), (fb) => this.shapeOfFb(p, fb));
+    if (v === 'racing') {
+      // look at the guest again: a guest flipping faster than we look is often one buffer
+      // ahead of our query by the time the plane is read back (and a watch that samples a
+      // cycle of buffers at a multiple of its length sees the same id every time: "idle")
+      const q = this.query(p);
+      if (q.status === 'ok' && shapeKey(q.info) === shapeKey(p.last!)) {
+        p.fbHistory.note(q.info);
+        if (q.info.id === hw.fbId) {
+          p.last = q.info;
+          p.fbId = q.info.id;
+          if (p.view.shown) p.view.shown = { ...p.view.shown, id: q.info.id };
+          v = 'exact';
+        } else if (q.info.id !== id) {
+          guestIdle = false; // still flipping
+        }
+      }
+    }
     const step = racingStep(v, guestIdle, p.racingLooks);
     p.racingLooks = step.racingLooks;
     if (!step.fail) return null;
@@ -1313,7 +1330,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     for (const p of ready) {
       const r = got.get(p)!;
       this.emit('frame', {
-        plane: p.kind, id: p.last!.id, fbId: r.fbId, path: p.path, sequence: 0, vblankUs: 0, latencyUs: 0, latencyVblanks: 0,
+        plane: p.kind, id: p.last!.id, fbId: r.fbId, path: r.got?.copied ? 'copy' : p.path, sequence: 0, vblankUs: 0, latencyUs: 0, latencyVblanks: 0,
         imported: r.imported, bytesCopied: r.bytes, frame: this.frameNo,
       });
     }
