@@ -326,6 +326,12 @@ describe('mbochs (DMABUF only, bochs DISPI registers) held by a VMM', () => {
     await vmm!.draw(drawPattern(800, 600, 9), back);
     const flip = await vmm!.pan(0, 608);
     expect(flip.fb.offset).toBe(back);
+    // the engine takes the new dmabuf_id (export, refused by vkms, copied); the copy reads
+    // where mbochs' registers say the plane is, so the pixels may follow the pan even a
+    // frame before: wait for the id itself, then for the pixels
+    const idsBeforePan = log.ids.size;
+    await waitFor(() => log.ids.size > idsBeforePan || refused() !== null, 20_000, 'a frame of the panned buffer (a new dmabuf_id)');
+    expect(refused()).toBeNull();
     expect(await captureUntil(e, (f) => showsPattern(f, dst.x, dst.y, 800, 600, 9), 10_000, refused)).toBe('ok');
 
     // a mode change by the guest: 1024x768 (the CRTC's size: full screen)
