@@ -6,11 +6,13 @@ import type { SysRoots, VfioHolder, VgpuDiscovery, VgpuInfo } from './types.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function roots(r: SysRoots = {}): Required<SysRoots> {
+/** The sysfs, dev and proc roots (injectable for tests). */
+export function roots(r: SysRoots = {}): Required<SysRoots> {
   return { sys: r.sys ?? '/sys', dev: r.dev ?? '/dev', proc: r.proc ?? '/proc' };
 }
 
-function readTrim(file: string): string | null {
+/** A sysfs attribute's text, trimmed; null when it cannot be read. */
+export function readTrim(file: string): string | null {
   try {
     return readFileSync(file, 'utf8').trim();
   } catch {

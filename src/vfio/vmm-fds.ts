@@ -14,6 +14,7 @@
 import { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import type { SysRoots, VgpuPlanePath } from './types.js';
+import { readTrim, roots } from './sysfs.js';
 
 export interface VmmDeviceFd {
   fd: number;
@@ -49,17 +50,6 @@ export interface VmmScan {
   cmdline: CmdlineDevice[];
 }
 
-function roots(r: SysRoots = {}): Required<SysRoots> {
-  return { sys: r.sys ?? '/sys', dev: r.dev ?? '/dev', proc: r.proc ?? '/proc' };
-}
-
-function readTrim(file: string): string | null {
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch {
-    return null;
-  }
-}
 
 const PCI_ADDR = /^(?:[0-9a-f]{4,}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i;
 

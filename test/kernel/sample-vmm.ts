@@ -6,12 +6,12 @@
 // of the video memory. The test process then reaches the device only as `vgpu-flip assign
 // --pid` does (pidfd_getfd of the child's device fd): the group is busy.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { addonPath } from '../../src/binding/index.js';
 import { readVgpu } from '../../src/vfio/sysfs.js';
+import { createMdev } from './vfio-helpers.js';
 
 const CHILD = path.join(path.dirname(new URL(import.meta.url).pathname), 'sample-vmm-child.cjs');
 
@@ -58,20 +58,7 @@ export type DispiRegs = Record<'ID' | 'XRES' | 'YRES' | 'BPP' | 'ENABLE' | 'BANK
 
 /** Create an mdev of a sample driver's type (e.g. mbochs-medium, mdpy-vga); fails with what the rig lacks. */
 export function createSampleMdev(type: string): string {
-  const busDir = '/sys/class/mdev_bus';
-  const parents = existsSync(busDir) ? readdirSync(busDir) : [];
-  for (const p of parents) {
-    const create = path.join(busDir, p, 'mdev_supported_types', type, 'create');
-    if (existsSync(create)) {
-      const uuid = randomUUID();
-      writeFileSync(create, uuid);
-      return uuid;
-    }
-  }
-  throw new Error(
-    `no mdev parent offers ${type} (parents: ${parents.join(', ') || 'none'}): ` +
-      'the rig loads the kernel sample drivers mbochs and mdpy with `test/rig/vm.sh --sample-drivers`',
-  );
+  return createMdev(type, 'the rig loads the kernel sample drivers mbochs and mdpy with `test/rig/vm.sh --sample-drivers`');
 }
 
 export function removeSampleMdev(uuid: string): void {

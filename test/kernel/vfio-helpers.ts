@@ -6,8 +6,11 @@ import path from 'node:path';
 /** the mdev type the tests create: vgpu_sim's by default; VGPU_FLIP_TEST_MDEV_TYPE overrides (e.g. mbochs-1) */
 export const SIM_TYPE = process.env['VGPU_FLIP_TEST_MDEV_TYPE'] ?? 'vgpu_sim-small';
 
-/** Create an mdev of `type` via sysfs; throws (the test fails) when no parent offers it. */
-export function createMdev(type = SIM_TYPE): string {
+/**
+ * Create an mdev of `type` via sysfs; throws (the test fails) when no parent offers it, with
+ * `hint` saying what the rig must load.
+ */
+export function createMdev(type = SIM_TYPE, hint = 'the rig must load the vgpu_sim module'): string {
   const busDir = '/sys/class/mdev_bus';
   const parents = existsSync(busDir) ? readdirSync(busDir) : [];
   for (const p of parents) {
@@ -19,7 +22,7 @@ export function createMdev(type = SIM_TYPE): string {
     }
   }
   throw new Error(
-    `no mdev parent offers ${type} (parents: ${parents.join(', ') || 'none'}): the rig must load the vgpu_sim module`,
+    `no mdev parent offers ${type} (parents: ${parents.join(', ') || 'none'}): ${hint}`,
   );
 }
 
