@@ -737,6 +737,7 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
    */
   private tickDrmFb(): void {
     this.refreshGuestFlips();
+    this.noteGuestActivity();
     let replanReason: string | null = null;
     const req = this.newRequest();
     const frames: PendingFrame['planes'] = [];
@@ -871,6 +872,8 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
         }
       }
     }
+    // the guest's own counter overrides what the ids suggest
+    if (this.guestFlippedSinceLook !== null) guestIdle = guestIdle && !this.guestFlippedSinceLook;
     const step = racingStep(v, guestIdle, p.racingLooks);
     p.racingLooks = step.racingLooks;
     if (!step.fail) return null;
@@ -940,6 +943,26 @@ export class FlipEngine extends EventEmitter<EngineEvents> {
     } catch (e) {
       return { error: `cannot read hardware plane ${planeId} back (${(e as Error).message})` };
     }
+  }
+
+  /**
+   * Did the guest flip since the last look? From the vendor driver's own flip counter where it
+   * has one (vgpu-sim's debugfs flip_count): exact. Without one, "the same id as last time" is
+   * all the watch has, and a guest cycling through its buffers at a multiple of the watch's
+   * period looks idle (see checkFollowing). null: no counter.
+   */
+  private guestFlippedSinceLook: boolean | null = null;
+  private lastLookFlips: number | null = null;
+  private noteGuestActivity(): void {
+    if (!this.opts.guestFlipCount) return;
+    let n: number | null = null;
+    try {
+      n = this.opts.guestFlipCount();
+    } catch {
+      n = null;
+    }
+    this.guestFlippedSinceLook = n === null || this.lastLookFlips === null ? null : n !== this.lastLookFlips;
+    this.lastLookFlips = n;
   }
 
   private refreshGuestFlips(): void {

@@ -107,6 +107,21 @@ mdev_create() { # type uuid
 : >"$J/mdevs"
 . "$J/setup.sh" || die "setting up the guest failed (modules/mdev, see above)"
 
+# a live view for when a command hangs (a test blocked in the kernel never reaches the end):
+# every 30 s the kernel log, every process' state and wait channel, and the kernel stacks of
+# those in D state, into the job folder on the host (live-*.txt)
+echo 60 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+( while sleep 30; do
+    dmesg 2>/dev/null | tail -n 300 >"$J/live-dmesg.txt"
+    for p in /proc/[0-9]*; do
+      printf '%s %s %s %s\n' "${p#/proc/}" "$(cut -d' ' -f3 "$p/stat" 2>/dev/null)" "$(cat "$p/wchan" 2>/dev/null)" "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-200)"
+    done >"$J/live-ps.txt" 2>/dev/null
+    for p in /proc/[0-9]*; do
+      [ "$(cut -d' ' -f3 "$p/stat" 2>/dev/null)" = D ] && { echo "== ${p#/proc/} $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-120)"; cat "$p/stack" 2>/dev/null; }
+    done >"$J/live-stacks.txt" 2>/dev/null
+  done ) &
+live_pid=$!
+
 # run the command in the chroot
 set -o pipefail
 if [ "${CONSOLE_TTY:-0}" = 1 ]; then
@@ -117,6 +132,7 @@ fi
 rc=$?
 set +o pipefail
 echo "$rc" >"$J/cmd-status"
+kill "$live_pid" 2>/dev/null
 
 # stop whatever the command left behind, so modules can be unloaded
 kill -TERM -1 2>/dev/null; sleep 0.2; kill -KILL -1 2>/dev/null
