@@ -4,6 +4,8 @@
 // between two display vGPUs, take --vgpu / --pid-fd, and restore the display when the VMM exits
 // (and, with --wait, re-attach when it comes back).
 import { spawn, spawnSync, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addonPath } from '../../src/binding/index.js';
@@ -131,6 +133,32 @@ describe('assign --pid: one display vGPU held by the VMM', () => {
     expect(ev[0]).toMatchObject({ type: 'session', vgpu: simA!.uuid, vmm: { pid, fd: h.device, watch: 'pidfd' }, path: expect.stringMatching(/^(drm_fb|dmabuf)$/), reason: expect.stringMatching(/path chosen \(PROBE/) });
     expect(ev[0]!.checks.join('\n')).toMatch(/guest primary: 320x200/);
     expect(ev.map((e) => e.type)).toContain('assigned');
+  });
+
+  it('--screenshot FILE.png: the assigning process writes what is on the CRTC (composed on vkms 6.1), SIGUSR1 another', async () => {
+    const pid = holder!.child.pid!;
+    const dir = mkdtempSync(path.join(tmpdir(), 'vgpu-flip-shot-'));
+    const file = path.join(dir, 'screen.png');
+    const bad = cli('assign', '--pid', String(pid), '--device', card, '--once', '--screenshot', path.join(dir, 'screen.jpg'));
+    expect(bad.stderr).toContain('--screenshot');
+    expect(bad.stderr).toContain('must end in .png');
+    const c = startCli(['assign', '--pid', String(pid), '--path', 'dmabuf', '--device', card, '--json', '--duration', '30', '--screenshot', file]);
+    try {
+      const shot = await c.waitFor('screenshot', 1, 60_000);
+      expect(shot).toMatchObject({ file, method: 'compose', width: expect.any(Number), height: expect.any(Number) });
+      expect(shot['notes'].join('\n')).toMatch(/cannot clone the display/);
+      const png = readFileSync(file);
+      expect(png.subarray(1, 4).toString('latin1')).toBe('PNG');
+      expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([shot['width'], shot['height']]); // IHDR
+      c.child.kill('SIGUSR1');
+      const second = await c.waitFor('screenshot', 2, 60_000);
+      expect(second['file']).toBe(path.join(dir, 'screen-1.png'));
+      expect(readFileSync(second['file']).subarray(1, 4).toString('latin1')).toBe('PNG');
+    } finally {
+      c.child.kill('SIGTERM');
+      await c.exit;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('--pid-fd: the VMM\'s device fd works, its group fd is refused', () => {

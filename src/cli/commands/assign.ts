@@ -175,6 +175,8 @@ export function registerAssign(program: Command): void {
         hwPlanes: opts.hwPlane.map((h) => num(h, '--hw-plane')),
         device: opts.device,
         notReady: opts.notReady as 'keep' | 'blank',
+        // writeback connectors visible (screenshots: --screenshot, SIGUSR1); never routed unless asked
+        writeback: true,
         cursorOrigin: opts.cursorOrigin as 'top-left' | 'hotspot',
       };
       if (opts.path) a.path = opts.path.replace('-', '_') as 'drm_fb' | 'dmabuf' | 'region';
