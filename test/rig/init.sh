@@ -116,8 +116,14 @@ echo 60 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
     for p in /proc/[0-9]*; do
       printf '%s %s %s %s\n' "${p#/proc/}" "$(cut -d' ' -f3 "$p/stat" 2>/dev/null)" "$(cat "$p/wchan" 2>/dev/null)" "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-200)"
     done >"$J/live-ps.txt" 2>/dev/null
-    for p in /proc/[0-9]*; do
-      [ "$(cut -d' ' -f3 "$p/stat" 2>/dev/null)" = D ] && { echo "== ${p#/proc/} $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-120)"; cat "$p/stack" 2>/dev/null; }
+    # every thread (a lock holder may be a helper thread of the same process) that sleeps in the
+    # kernel somewhere other than the usual idle waits, with its kernel stack
+    for t in /proc/[0-9]*/task/[0-9]*; do
+      w=$(cat "$t/wchan" 2>/dev/null)
+      st=$(cut -d' ' -f3 "$t/stat" 2>/dev/null)
+      case "$w" in 0|''|do_epoll_wait|do_wait|pipe_read|futex_wait_queue|worker_thread|smpboot_thread_fn|kthreadd|rescuer_thread|do_sys_poll|do_select|hrtimer_nanosleep|do_nanosleep) [ "$st" = D ] || continue ;; esac
+      echo "== $t $st $w $(tr '\0' ' ' <"${t%/task/*}/cmdline" 2>/dev/null | cut -c1-100)"
+      cat "$t/stack" 2>/dev/null
     done >"$J/live-stacks.txt" 2>/dev/null
   done ) &
 live_pid=$!
