@@ -6,7 +6,8 @@
         "addon/addon.cc",
         "addon/drm.cc",
         "addon/vfio.cc",
-        "addon/memio.cc"
+        "addon/memio.cc",
+        "addon/uevent.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

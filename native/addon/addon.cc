@@ -205,6 +205,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitDrm(env, exports);
   InitVfio(env, exports);
   InitMemIo(env, exports);
+  InitUevent(env, exports);
   return exports;
 }
 

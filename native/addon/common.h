@@ -62,5 +62,6 @@ void StopPollerForFd(napi_env env, int fd);
 void InitDrm(Napi::Env env, Napi::Object exports);
 void InitVfio(Napi::Env env, Napi::Object exports);
 void InitMemIo(Napi::Env env, Napi::Object exports);
+void InitUevent(Napi::Env env, Napi::Object exports);
 
 }  // namespace vgpu

@@ -676,6 +676,21 @@ Napi::Value DrmDropMaster(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// drmIsMaster's test: DRM_IOCTL_AUTH_MAGIC needs master (EACCES otherwise) and magic 0 is never
+// valid (EINVAL for a master). Unlike libdrm, errors other than EACCES/EINVAL throw (EBADF,
+// ENOTTY for a non-DRM fd) instead of reading as "master".
+Napi::Value DrmIsMaster(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 1, "drmIsMaster");
+  int fd = ArgFd(info, 0, "drmIsMaster");
+  drm_auth a{};
+  a.magic = 0;
+  if (Xioctl(fd, DRM_IOCTL_AUTH_MAGIC, &a) == 0) return Napi::Boolean::New(info.Env(), true);
+  int e = errno;
+  if (e == EACCES) return Napi::Boolean::New(info.Env(), false);
+  if (e == EINVAL) return Napi::Boolean::New(info.Env(), true);
+  ThrowFd(info.Env(), "DRM_IOCTL_AUTH_MAGIC", fd, e, "master test (magic 0)");
+}
+
 // ---- events ---------------------------------------------------------------------------
 Napi::Value DrmReadEvents(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -792,6 +807,7 @@ void InitDrm(Napi::Env env, Napi::Object exports) {
       {"drmDestroyDumb", DrmDestroyDumb},
       {"drmSetMaster", DrmSetMaster},
       {"drmDropMaster", DrmDropMaster},
+      {"drmIsMaster", DrmIsMaster},
       {"drmReadEvents", DrmReadEvents},
       {"drmWaitVblank", DrmWaitVblank},
   };

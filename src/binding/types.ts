@@ -199,6 +199,20 @@ export interface VfioMdevHandles {
   container: number; group: number; device: number; groupId: number;
 }
 
+/**
+ * One kernel uevent from the NETLINK_KOBJECT_UEVENT socket: "ACTION@DEVPATH\0KEY=VAL\0...".
+ * action is the kernel's (add, remove, change, move, online, offline, bind, unbind), or the
+ * reserved 'overrun' (devpath '', props {}): the socket queue overflowed (ENOBUFS) and the
+ * kernel dropped messages at that point; whoever tracks state must rescan.
+ */
+export interface Uevent {
+  action: string;
+  /** e.g. '/devices/platform/vkms/drm/card0' (without /sys) */
+  devpath: string;
+  /** the environment: ACTION, DEVPATH, SUBSYSTEM, SEQNUM, DEVNAME ('dri/card0'), HOTPLUG, ... */
+  props: Record<string, string>;
+}
+
 export interface FdPoller {
   /** stop watching; the fd itself is not closed. Idempotent. */
   stop(): void;
@@ -256,6 +270,11 @@ export interface NativeAddon {
   drmDestroyDumb(fd: number, handle: number): void;
   drmSetMaster(fd: number): void;
   drmDropMaster(fd: number): void;
+  /**
+   * drmIsMaster's test: DRM_IOCTL_AUTH_MAGIC with magic 0; EACCES -> false, EINVAL/0 -> true.
+   * Other errors throw (EBADF; ENOTTY for a non-DRM fd), where libdrm would answer "master".
+   */
+  drmIsMaster(fd: number): boolean;
   /** non-blocking read of all pending events on the fd; [] when none */
   drmReadEvents(fd: number): DrmEvent[];
   /**
@@ -320,4 +339,19 @@ export interface NativeAddon {
    * such as fences.
    */
   pollWait(fd: number, timeoutMs: number): boolean;
+
+  // ---- kernel uevents -------------------------------------------------------------------
+  /**
+   * socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT) bound
+   * to multicast group 1 (kernel events), SO_PASSCRED, a 4 MiB receive queue (SO_RCVBUFFORCE
+   * when privileged). Watch it with pollReadable; close it with close().
+   */
+  ueventOpen(): number;
+  /**
+   * Drain the pending datagrams without blocking (at most 1024 per call: a poller fires again
+   * if more wait); [] when none. Only the kernel's own messages (sender port 0, SCM_CREDENTIALS
+   * uid 0) are returned; libudev-format messages and truncated datagrams are skipped; ENOBUFS
+   * becomes an { action: 'overrun' } entry in order, and reading goes on.
+   */
+  ueventRead(fd: number): Uevent[];
 }
