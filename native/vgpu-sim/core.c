@@ -397,7 +397,7 @@ static int vsim_query_plane(struct vsim_dev *d, void __user *arg)
 	if (plane < 0)
 		return -EINVAL;
 
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	if (d->fault_query.count) {
 		d->fault_query.count--;
 		ret = -d->fault_query.err;
@@ -476,7 +476,7 @@ static int vsim_get_dmabuf(struct vsim_dev *d, void __user *arg)
 
 	if (get_user(id, (u32 __user *)arg))
 		return -EFAULT;
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	if (d->fault_dmabuf.count) {
 		d->fault_dmabuf.count--;
 		mutex_unlock(&d->lock);
@@ -592,7 +592,7 @@ static long vsim_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long
 		 * after a reboot), config space returns to its power-on state, INTx is unmasked.
 		 * The user's IRQ eventfds stay set up (as with vfio-pci).
 		 */
-		mutex_lock(&d->lock);
+		vsim_lock(d);
 		d->resets++;
 		vsim_display_irq_reset(d);	/* unmasked; the reset is signalled at the next vblank */
 		vsim_guest_reset(d);
@@ -627,11 +627,11 @@ static ssize_t vsim_config_rw(struct vsim_dev *d, char __user *ubuf, size_t coun
 	if (write) {
 		if (copy_from_user(buf, ubuf, count))
 			return -EFAULT;
-		mutex_lock(&d->lock);
+		vsim_lock(d);
 		vsim_pci_config_write(d, off, buf, count);
 		mutex_unlock(&d->lock);
 	} else {
-		mutex_lock(&d->lock);
+		vsim_lock(d);
 		memcpy(buf, d->vconfig + off, count);
 		mutex_unlock(&d->lock);
 		if (copy_to_user(ubuf, buf, count))
@@ -798,7 +798,7 @@ static int vsim_open_device(struct vfio_device *vdev)
 {
 	struct vsim_dev *d = container_of(vdev, struct vsim_dev, vdev);
 
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	d->open = true;
 	mutex_unlock(&d->lock);
 	return 0;
@@ -808,7 +808,7 @@ static void vsim_close_device(struct vfio_device *vdev)
 {
 	struct vsim_dev *d = container_of(vdev, struct vsim_dev, vdev);
 
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	d->open = false;
 	vsim_cache_clear(d);
 	vsim_pci_irqs_release(d);	/* the user's eventfds go with the device */
@@ -844,7 +844,7 @@ static void vsim_remove(struct mdev_device *mdev)
 	vsim_debugfs_remove(d);		/* waits for debugfs writers */
 	vfio_unregister_group_dev(&d->vdev);	/* waits for the VFIO fd to be closed */
 	vsim_display_irq_shutdown(d);
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	vsim_cache_clear(d);		/* buffers created through debugfs (fb_id) */
 	mutex_unlock(&d->lock);
 	vfio_put_device(&d->vdev);

@@ -144,7 +144,7 @@ static ssize_t vsim_mode_read(struct file *f, char __user *ubuf, size_t len, lof
 	struct vsim_plane *p = file_inode(f)->i_private;
 	char *text;
 
-	mutex_lock(&p->dev->lock);
+	vsim_lock(p->dev);
 	text = vsim_plane_describe(p->dev, p->idx, false);
 	mutex_unlock(&p->dev->lock);
 	return vsim_read_text(ubuf, len, ppos, text);
@@ -160,7 +160,7 @@ static ssize_t vsim_mode_write(struct file *f, const char __user *ubuf, size_t l
 
 	if (IS_ERR(s))
 		return PTR_ERR(s);
-	mutex_lock(&p->dev->lock);
+	vsim_lock(p->dev);
 	c = p->cfg;
 	ret = vsim_parse_mode(s, &c);
 	if (!ret) {
@@ -194,7 +194,7 @@ static ssize_t vsim_flip_write(struct file *f, const char __user *ubuf, size_t l
 	v = strncmp(s, "offset=", 7) ? s : s + 7;
 	ret = kstrtou64(v, 0, &off);
 	if (!ret) {
-		mutex_lock(&p->dev->lock);
+		vsim_lock(p->dev);
 		if (!p->cfg.enabled) {
 			ret = -ENODATA;	/* flip on a disabled plane: set a mode first */
 		} else {
@@ -219,7 +219,7 @@ static ssize_t vsim_disable_write(struct file *f, const char __user *ubuf, size_
 {
 	struct vsim_plane *p = file_inode(f)->i_private;
 
-	mutex_lock(&p->dev->lock);
+	vsim_lock(p->dev);
 	if (p->cfg.enabled) {
 		p->cfg.enabled = false;
 		vsim_guest_changed(p->dev, p->idx);
@@ -239,7 +239,7 @@ static ssize_t vsim_status_read(struct file *f, char __user *ubuf, size_t len, l
 	struct vsim_plane *p = file_inode(f)->i_private;
 	char *text;
 
-	mutex_lock(&p->dev->lock);
+	vsim_lock(p->dev);
 	text = vsim_plane_describe(p->dev, p->idx, true);
 	mutex_unlock(&p->dev->lock);
 	return vsim_read_text(ubuf, len, ppos, text);
@@ -258,7 +258,7 @@ static ssize_t vsim_plane_fb_read(struct file *f, char __user *ubuf, size_t len,
 	char why[128];
 	u32 id;
 
-	mutex_lock(&p->dev->lock);
+	vsim_lock(p->dev);
 	id = vsim_drm_current_fb_id(p->dev, p->idx, why, sizeof(why));
 	mutex_unlock(&p->dev->lock);
 	return vsim_read_text(ubuf, len, ppos, kasprintf(GFP_KERNEL, "%u\n", id));
@@ -277,7 +277,7 @@ static ssize_t vsim_reset_write(struct file *f, const char __user *ubuf, size_t 
 {
 	struct vsim_dev *d = file_inode(f)->i_private;
 
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	vsim_guest_reset(d);
 	mutex_unlock(&d->lock);
 	return len;
@@ -295,7 +295,7 @@ static ssize_t vsim_flip_count_read(struct file *f, char __user *ubuf, size_t le
 	struct vsim_dev *d = file_inode(f)->i_private;
 	u64 n;
 
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	n = d->flip_count;
 	mutex_unlock(&d->lock);
 	return vsim_read_text(ubuf, len, ppos, kasprintf(GFP_KERNEL, "%llu\n", n));
@@ -313,7 +313,7 @@ static ssize_t vsim_info_read(struct file *f, char __user *ubuf, size_t len, lof
 	char pci[256];
 	char *text;
 
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	vsim_pci_describe(d, pci, sizeof(pci));
 	text = kasprintf(GFP_KERNEL,
 			 "type=%s vram_size=%llu max_width=%u max_height=%u open=%d cached_buffers=%u next_id=%u drm_fb=%d %s\n",
@@ -327,6 +327,32 @@ static ssize_t vsim_info_read(struct file *f, char __user *ubuf, size_t len, lof
 static const struct file_operations vsim_info_fops = {
 	.owner = THIS_MODULE,
 	.read = vsim_info_read,
+	.llseek = default_llseek,
+};
+
+/*
+ * lock (read): who holds the instance lock, read without taking it. "free", or "held since
+ * <function> by pid <n>" (the last taker: the holder while it is held). For diagnosing a reader
+ * that hangs in an instance file.
+ */
+static ssize_t vsim_lock_read(struct file *f, char __user *ubuf, size_t len, loff_t *ppos)
+{
+	struct vsim_dev *d = file_inode(f)->i_private;
+	const char *site = READ_ONCE(d->lock_site);
+	pid_t pid = READ_ONCE(d->lock_pid);
+	char buf[160];
+	int n;
+
+	if (mutex_is_locked(&d->lock))
+		n = scnprintf(buf, sizeof(buf), "held since %s by pid %d\n", site ? site : "?", pid);
+	else
+		n = scnprintf(buf, sizeof(buf), "free (last %s by pid %d)\n", site ? site : "-", pid);
+	return simple_read_from_buffer(ubuf, len, ppos, buf, n);
+}
+
+static const struct file_operations vsim_lock_fops = {
+	.owner = THIS_MODULE,
+	.read = vsim_lock_read,
 	.llseek = default_llseek,
 };
 
@@ -367,7 +393,7 @@ static ssize_t vsim_fb_id_read(struct file *f, char __user *ubuf, size_t len, lo
 	char why[128];
 	u32 id;
 
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	id = vsim_drm_current_fb_id(d, d->fb_id_plane, why, sizeof(why));
 	mutex_unlock(&d->lock);
 	return vsim_read_text(ubuf, len, ppos, kasprintf(GFP_KERNEL, "%u\n", id));
@@ -386,7 +412,7 @@ static ssize_t vsim_fb_id_write(struct file *f, const char __user *ubuf, size_t 
 	kfree(s);
 	if (plane < 0)
 		return -EINVAL;
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	d->fb_id_plane = plane;
 	mutex_unlock(&d->lock);
 	return len;
@@ -457,7 +483,7 @@ static ssize_t vsim_fault_read(struct file *f, char __user *ubuf, size_t len, lo
 	const char *name;
 	char *text;
 
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	name = vsim_errno_name(ft->err);
 	if (!ft->count)
 		text = kasprintf(GFP_KERNEL, "none\n");
@@ -494,7 +520,7 @@ static ssize_t vsim_fault_write(struct file *f, const char __user *ubuf, size_t 
 			ret = kstrtou32(skip_spaces(rest), 0, &count);
 	}
 	if (!ret) {
-		mutex_lock(&d->lock);
+		vsim_lock(d);
 		ft->err = err;
 		ft->count = count;
 		mutex_unlock(&d->lock);
@@ -525,6 +551,7 @@ void vsim_debugfs_add(struct vsim_dev *d)
 	debugfs_create_file("reset", 0200, dir, d, &vsim_reset_fops);
 	debugfs_create_file("flip_count", 0444, dir, d, &vsim_flip_count_fops);
 	debugfs_create_file("display_irq", 0444, dir, d, &vsim_display_irq_fops);
+	debugfs_create_file("lock", 0444, dir, d, &vsim_lock_fops);
 	debugfs_create_file("fb_id", 0600, dir, d, &vsim_fb_id_fops);
 	debugfs_create_file_size("vram", 0600, dir, d, &vsim_vram_fops, d->vram_size);
 	fault = debugfs_create_dir("fault", dir);

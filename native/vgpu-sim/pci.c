@@ -156,7 +156,7 @@ int vsim_pci_set_irqs(struct vsim_dev *d, void __user *arg)
 	action = hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
 	type = hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
 
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	switch (action) {
 	case VFIO_IRQ_SET_ACTION_TRIGGER:
 		if (type == VFIO_IRQ_SET_DATA_NONE && hdr.count == 0) {
@@ -213,7 +213,7 @@ void vsim_pci_request(struct vfio_device *vdev, unsigned int count)
 {
 	struct vsim_dev *d = container_of(vdev, struct vsim_dev, vdev);
 
-	mutex_lock(&d->lock);
+	vsim_lock(d);
 	if (d->irq_trigger[VFIO_PCI_REQ_IRQ_INDEX]) {
 		d->irq_fired[VFIO_PCI_REQ_IRQ_INDEX]++;
 		eventfd_signal(d->irq_trigger[VFIO_PCI_REQ_IRQ_INDEX], 1);

@@ -8,6 +8,7 @@
 #include <linux/list.h>
 #include <linux/mdev.h>
 #include <linux/mutex.h>
+#include <linux/sched.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/vfio.h>
@@ -84,7 +85,9 @@ struct vsim_dev {
 	struct vfio_device vdev;
 	struct mdev_device *mdev;
 	const struct vsim_type *type;
-	struct mutex lock;		/* guest state, faults, counters */
+	struct mutex lock;		/* guest state, faults, counters: vsim_lock()/mutex_unlock() */
+	const char *lock_site;		/* the function that took `lock` last (debugfs "lock") */
+	pid_t lock_pid;
 
 	struct page **pages;		/* video memory */
 	unsigned int npages;
@@ -112,6 +115,17 @@ struct vsim_dev {
 	bool open;
 	int fb_id_plane;		/* debugfs fb_id: the plane it resolves */
 };
+
+/*
+ * Take the instance lock and note where (read without the lock through debugfs "lock": a
+ * hung reader of any instance file can be traced to the code that holds it).
+ */
+#define vsim_lock(d)						\
+	do {							\
+		mutex_lock(&(d)->lock);				\
+		(d)->lock_site = __func__;			\
+		(d)->lock_pid = task_pid_nr(current);		\
+	} while (0)
 
 /*
  * One buffer state of a plane (what a dmabuf_id names): a snapshot of the configuration and

@@ -108,23 +108,33 @@ mdev_create() { # type uuid
 . "$J/setup.sh" || die "setting up the guest failed (modules/mdev, see above)"
 
 # a live view for when a command hangs (a test blocked in the kernel never reaches the end):
-# every 30 s the kernel log, every process' state and wait channel, and the kernel stacks of
+# every 20 s the kernel log, every process' state and wait channel, and the kernel stacks of
 # those in D state, into the job folder on the host (live-*.txt)
 echo 60 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
-( while sleep 30; do
-    dmesg 2>/dev/null | tail -n 300 >"$J/live-dmesg.txt"
+( while sleep 20; do
+    dmesg 2>/dev/null | tail -n 300 >"$J/live-dmesg.tmp" && mv -f "$J/live-dmesg.tmp" "$J/live-dmesg.txt"
     for p in /proc/[0-9]*; do
-      printf '%s %s %s %s\n' "${p#/proc/}" "$(cut -d' ' -f3 "$p/stat" 2>/dev/null)" "$(cat "$p/wchan" 2>/dev/null)" "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-200)"
-    done >"$J/live-ps.txt" 2>/dev/null
-    # every thread (a lock holder may be a helper thread of the same process) that sleeps in the
-    # kernel somewhere other than the usual idle waits, with its kernel stack
-    for t in /proc/[0-9]*/task/[0-9]*; do
-      w=$(cat "$t/wchan" 2>/dev/null)
-      st=$(cut -d' ' -f3 "$t/stat" 2>/dev/null)
-      case "$w" in 0|''|do_epoll_wait|do_wait|pipe_read|futex_wait_queue|worker_thread|smpboot_thread_fn|kthreadd|rescuer_thread|do_sys_poll|do_select|hrtimer_nanosleep|do_nanosleep) [ "$st" = D ] || continue ;; esac
-      echo "== $t $st $w $(tr '\0' ' ' <"${t%/task/*}/cmdline" 2>/dev/null | cut -c1-100)"
-      cat "$t/stack" 2>/dev/null
-    done >"$J/live-stacks.txt" 2>/dev/null
+      printf '%s %s %s %s\n' "${p#/proc/}" "$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f1)" "$(cat "$p/wchan" 2>/dev/null)" "$(cat "$p/comm" 2>/dev/null)"
+    done >"$J/live-ps.tmp" 2>/dev/null && mv -f "$J/live-ps.tmp" "$J/live-ps.txt"
+    # who holds each vgpu-sim instance lock (read without taking it), then the kernel stack of
+    # every thread of node and sh processes (a lock holder may be a helper thread) and of any
+    # other thread sleeping outside the usual idle waits. Names come from /proc/PID/comm, never
+    # cmdline: reading cmdline takes the process' mmap_lock, which a hung process may hold (the
+    # live view then hangs with it). Written whole, then renamed: a job killed mid-loop keeps
+    # the previous complete snapshot.
+    {
+      for l in /host/sys/kernel/debug/vgpu_sim/*/lock; do [ -r "$l" ] && echo "lock ${l%/lock}: $(cat "$l")"; done
+      for t in /proc/[0-9]*/task/[0-9]*; do
+        w=$(cat "$t/wchan" 2>/dev/null)
+        st=$(sed 's/.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f1)
+        c=$(cat "${t%/task/*}/comm" 2>/dev/null)
+        case "$c" in node|sh|bash|vitest|npm*) ;; *)
+          case "$w" in 0|''|do_epoll_wait|do_wait|pipe_read|futex_wait_queue|worker_thread|smpboot_thread_fn|kthreadd|rescuer_thread|do_sys_poll|do_select|hrtimer_nanosleep|do_nanosleep|kthread_worker_fn|rcu_tasks_one_gp|rcu_gp_fqs_loop|rcu_gp_kthread|devtmpfs_work_loop|kauditd_thread|watchdog|oom_reaper|kcompactd|ksm_scan_thread|khugepaged|kswapd) [ "$st" = D ] || continue ;; esac ;;
+        esac
+        echo "== $t $st $w $c"
+        cat "$t/stack" 2>/dev/null
+      done
+    } >"$J/live-stacks.tmp" 2>/dev/null && mv -f "$J/live-stacks.tmp" "$J/live-stacks.txt"
   done ) &
 live_pid=$!
 
