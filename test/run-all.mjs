@@ -4,7 +4,7 @@
 //
 //   1. npm run build (tsc)                       a failed build counts as 1 failed
 //   2. vitest --project host                     JSON report: .vm-out/host.json
-//   3. test/rig/vm.sh --check-dmesg --sample-drivers -- vitest --project kernel
+//   3. test/rig/vm.sh --check-dmesg --sample-drivers --display2 -- vitest --project kernel
 //                                                JSON report: .vm-out/kernel.json
 // A kernel suite that cannot start (VM failure, no report, no test collected, kernel log check
 // failed) counts as failed, never as skipped. With CI=true, skipped tests count as failed.
@@ -97,7 +97,7 @@ async function main() {
     rmSync(kernelJson, { force: true });
     rmSync(vmResult, { force: true });
     const timeout = process.env['VGPU_FLIP_KERNEL_TIMEOUT'] ?? '2700';
-    say(`kernel tests in the VM: vm.sh --check-dmesg --sample-drivers -- vitest run --project kernel (timeout ${timeout}s)`);
+    say(`kernel tests in the VM: vm.sh --check-dmesg --sample-drivers --display2 -- vitest run --project kernel (timeout ${timeout}s)`);
     // vitest from node_modules/.bin (first on the guest's PATH): npx costs ~20 s over 9p under TCG
     await run(
       'bash',
@@ -105,6 +105,7 @@ async function main() {
         path.join(root, 'test/rig/vm.sh'),
         '--check-dmesg',
         '--sample-drivers', // mbochs + mdpy for test/kernel/sample-drivers.test.ts
+        '--display2', // virtio-gpu (2 heads) + screendump for test/kernel/display2.test.ts
         '--timeout',
         timeout,
         '--',

@@ -218,7 +218,7 @@ if [ "${#own_dirs[@]}" -gt 0 ]; then
 fi
 
 # ---------------------------------------------------------------- initramfs
-BASE_MODS=(virtio_pci 9pnet_virtio 9p vfio vfio_iommu_type1 mdev)
+BASE_MODS=(virtio_pci 9pnet_virtio 9p vfio vfio_iommu_type1 mdev virtio_gpu)   # virtio_gpu: vm.sh --display2
 ALL_KOS=("$BUILD/vkms/vkms.ko" "${SAMPLE_KOS[@]}" "${OWN_KOS[@]}")
 want=("${BASE_MODS[@]}")
 for ko in "${ALL_KOS[@]}"; do
