@@ -3,6 +3,7 @@
 // uevent file), with a fake socket + poller. The real socket is tested in the VM
 // (test/kernel/hotplug.test.ts).
 import { describe, expect, it } from 'vitest';
+import { native } from '../../src/binding/index.js';
 import type { FdPoller, Uevent } from '../../src/binding/types.js';
 import { UeventMonitor, cardNameOf, filterDrmUevents, type DrmUeventNotice, type UeventApi } from '../../src/kms/uevents.js';
 
@@ -122,5 +123,29 @@ describe('UeventMonitor', () => {
     f.api.pollReadable = () => { throw new Error('uv_poll_init: EBADF'); };
     expect(() => UeventMonitor.open('card0', { onEvent: () => {} }, f.api)).toThrow(/uv_poll_init/);
     expect(f.closed).toEqual([42]);
+  });
+});
+
+describe('the addon (real syscalls, no DRM device needed)', () => {
+  it('ueventOpen gives a labelled non-blocking socket; ueventRead returns at once', () => {
+    const fd = native.ueventOpen();
+    try {
+      const t0 = performance.now();
+      const evs = native.ueventRead(fd); // whatever the host's kernel sent meanwhile, never blocks
+      expect(Array.isArray(evs)).toBe(true);
+      expect(performance.now() - t0).toBeLessThan(1000);
+      for (const e of evs) expect(e).toEqual({ action: expect.any(String), devpath: expect.any(String), props: expect.any(Object) });
+    } finally {
+      native.close(fd);
+    }
+  });
+
+  it('drmIsMaster throws for a non-DRM fd instead of answering "master" (libdrm would)', () => {
+    const fd = native.openPath('/dev/null');
+    try {
+      expect(() => native.drmIsMaster(fd)).toThrow(expect.objectContaining({ op: 'DRM_IOCTL_AUTH_MAGIC', path: '/dev/null', code: 'ENOTTY' }));
+    } finally {
+      native.close(fd);
+    }
   });
 });
