@@ -12,9 +12,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addonPath, native } from '../../src/binding/index.js';
-import { DRM_MODE_ATOMIC_TEST_ONLY } from '../../src/binding/constants.js';
+import { DRM_MODE_ATOMIC_ALLOW_MODESET, DRM_MODE_ATOMIC_TEST_ONLY } from '../../src/binding/constants.js';
 import { isKernelError } from '../../src/binding/errors.js';
-import { DrmDevice } from '../../src/kms/device.js';
+import { DrmDevice, type DumbFramebuffer } from '../../src/kms/device.js';
+import { preferredMode } from '../../src/kms/mode.js';
+import { captureState, restoreState } from '../../src/kms/state.js';
 import { MasterRetrier, MasterWatch, isMaster, type MasterEvent } from '../../src/kms/master.js';
 import { snapshotToJsonText } from '../../src/kms/snapshot-json.js';
 import { connectorChange, diffTopology, readConnectorEdids } from '../../src/kms/topology.js';
@@ -26,6 +28,7 @@ let card = '';
 let cardName = '';
 let dev: DrmDevice;
 let statusFile = '';
+let lit: { fb: DumbFramebuffer; saved: ReturnType<typeof captureState> } | null = null;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -48,6 +51,25 @@ beforeAll(() => {
   cardName = path.basename(card);
   statusFile = `/sys/class/drm/${cardName}-Virtual-1/status`;
   dev = DrmDevice.open(card); // the first opener: DRM master
+  // the rig's fbdev emulation lights the CRTC through Virtual-1; without it (--no-fbdev) light it
+  const s = dev.snapshot();
+  const conn = s.connectors.find((c) => c.name === 'Virtual-1')!;
+  if (conn.crtcId === 0 && conn.status === 'connected') {
+    const crtc = s.crtcs[0]!;
+    const primary = s.planes.find((p) => p.type === 'primary')!;
+    const mode = preferredMode(conn.modes)!;
+    const fb = dev.createDumbFramebuffer(mode.hdisplay, mode.vdisplay);
+    lit = { fb, saved: captureState(s) };
+    const blob = dev.createModeBlob(mode);
+    dev.atomic()
+      .set(conn.id, 'CRTC_ID', crtc.id).set(crtc.id, 'ACTIVE', 1).set(crtc.id, 'MODE_ID', blob.id)
+      .set(primary.id, 'FB_ID', fb.fbId).set(primary.id, 'CRTC_ID', crtc.id)
+      .set(primary.id, 'SRC_X', 0).set(primary.id, 'SRC_Y', 0)
+      .set(primary.id, 'SRC_W', mode.hdisplay << 16).set(primary.id, 'SRC_H', mode.vdisplay << 16)
+      .set(primary.id, 'CRTC_X', 0).set(primary.id, 'CRTC_Y', 0)
+      .set(primary.id, 'CRTC_W', mode.hdisplay).set(primary.id, 'CRTC_H', mode.vdisplay)
+      .commit(DRM_MODE_ATOMIC_ALLOW_MODESET);
+  }
 });
 
 afterAll(() => {
@@ -55,7 +77,15 @@ afterAll(() => {
     writeFileSync(statusFile, 'detect'); // vkms' connector has no detect: "detect" is connected
     writeFileSync(`/sys/class/drm/${cardName}/uevent`, 'change');
   } finally {
-    dev?.close();
+    try {
+      if (lit && dev && !dev.closed) {
+        dev.snapshot();
+        restoreState(dev, lit.saved);
+        lit.fb.destroy();
+      }
+    } finally {
+      dev?.close();
+    }
   }
 });
 
@@ -83,8 +113,7 @@ describe('UeventMonitor on the netlink socket', () => {
       const before = dev.snapshot();
       const virtBefore = before.connectors.find((c) => c.name === 'Virtual-1')!;
       expect(virtBefore.status).toBe('connected');
-      // the rig's fbdev emulation lights the CRTC through Virtual-1
-      expect(virtBefore.crtcId).not.toBe(0);
+      expect(virtBefore.crtcId).not.toBe(0); // routed (by fbdev emulation, or in beforeAll)
       record('vkms-hotplug-connected.json', before);
 
       // idle: the socket is watched by uv_poll, nothing wakes the loop
