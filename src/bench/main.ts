@@ -15,6 +15,7 @@ import { native } from '../binding/index.js';
 import { findCard, openGuest } from './setup.js';
 import type { GuestDriver } from './guest-driver.js';
 import type { SimGuestDriver } from './sim-guest.js';
+import { benchGuests, formatMulti, type MultiResult } from './multi.js';
 
 export type BenchPath = 'drm_fb' | 'dmabuf' | 'region';
 
@@ -287,6 +288,8 @@ async function main(): Promise<void> {
   const dev = DrmDevice.open(card, { writeback: false });
   const guest = await openGuest(card, arg('--guest') as 'vgpu-sim' | 'loopback' | undefined);
   const cols: (BenchResult | BenchUnavailable)[] = [];
+  const multi: MultiResult[] = [];
+  const multiProblems: string[] = [];
   try {
     console.log(`bench: ${frames} guest flips per path on ${card} (${dev.version.name}); guest: ${guest.description}`);
     const why = drmFbUnavailable(guest);
@@ -299,11 +302,23 @@ async function main(): Promise<void> {
       }
     }
     for (const p of ['dmabuf', 'region'] as const) cols.push(await benchPath(dev, guest, p, frames));
+    if (guest.kind === 'vgpu-sim') {
+      for (const n of [1, 2, 4]) {
+        try {
+          multi.push(await benchGuests(dev, guest as SimGuestDriver, n, frames));
+        } catch (e) {
+          multiProblems.push(`${n} guests: ${(e as Error).message}`);
+        }
+      }
+    } else multiProblems.push(`several guests on one output need vgpu-sim instances (the guest here is ${guest.description})`);
   } finally {
     guest.close();
     dev.close();
   }
   console.log(formatTable(cols));
+  if (multi.length) console.log(`\nseveral guests on one output (DMABUF, each guest flips when its last frame is on screen):\n${formatMulti(multi)}`);
+  for (const m of multiProblems) console.log(`several guests: not measured: ${m}`);
+  console.log('two outputs: not measured here: vkms has one CRTC (the rig\'s second display is for the tests)');
   const d = cols.find((c): c is BenchResult => c.path === 'dmabuf' && !('unavailable' in c))!;
   const ok = d.bytesCopiedPerFrame === 0 && d.ioctlsPerFrame <= 2 + 1e-9;
   console.log(`\nDMABUF steady state: ${d.bytesCopiedPerFrame} bytes copied, ${d.ioctlsPerFrame.toFixed(2)} ioctls per frame -> ${ok ? 'as expected (0 bytes, <= 2 ioctls)' : 'NOT as expected'}`);
@@ -313,7 +328,7 @@ async function main(): Promise<void> {
   const outDir = path.join(root, '.vm-out');
   if (existsSync(outDir)) {
     try {
-      writeFileSync(path.join(outDir, 'bench.json'), JSON.stringify(cols, null, 2) + '\n');
+      writeFileSync(path.join(outDir, 'bench.json'), JSON.stringify({ paths: cols, guests: multi }, null, 2) + '\n');
       console.log(`results: ${path.join(outDir, 'bench.json')}`);
     } catch {
       /* read-only: the table above is the result */

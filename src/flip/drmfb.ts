@@ -13,7 +13,7 @@ import type { DrmFb2, GfxPlaneInfo } from '../binding/types.js';
 import { DRM_PLANE_TYPE_CURSOR, DRM_PLANE_TYPE_OVERLAY, DRM_PLANE_TYPE_PRIMARY, fourcc as fourccCode, fourccToString } from '../binding/constants.js';
 import type { Rect } from '../kms/types.js';
 import type { CopySource } from './copy.js';
-import type { EnginePath, GuestSource } from './engine.js';
+import type { EnginePath, GuestSource } from '../present/guest.js';
 import type { GuestPlaneKind } from './planner.js';
 
 /**

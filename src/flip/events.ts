@@ -6,8 +6,8 @@ export type PresentPath = 'drm_fb' | 'dmabuf' | 'copy';
 
 export interface AssignedEvent {
   layout: Layout;
-  /** per guest plane: how it is presented */
-  paths: Partial<Record<GuestPlaneKind, PresentPath>>;
+  /** per guest plane (by kind; several guests: by layer name): how it is presented */
+  paths: Partial<Record<string, PresentPath>>;
   /** human explanation of the choice (planner + TEST_ONLY loop) */
   explanation: string[];
   /** the assignment included a modeset */
@@ -21,6 +21,8 @@ export interface AssignedEvent {
  */
 export interface FrameEvent {
   plane: GuestPlaneKind;
+  /** the layer (several guests on one output: unique name; else the plane kind) */
+  layer?: string;
   /** dmabuf_id (DMABUF), region index (REGION) or framebuffer id (DRM_FB) of the frame shown */
   id: number;
   fbId: number;
@@ -42,6 +44,8 @@ export interface FrameEvent {
 
 export interface NotReadyEvent {
   plane: GuestPlaneKind;
+  /** the layer (several guests on one output: unique name; else the plane kind) */
+  layer?: string;
   /** what the engine does meanwhile */
   action: 'keep' | 'blank' | 'wait';
 }
@@ -49,6 +53,8 @@ export interface NotReadyEvent {
 /** A plane switched between zero copy and copying (per guest buffer: a new buffer is tried zero copy again). */
 export interface FallbackEvent {
   plane: GuestPlaneKind;
+  /** the layer (several guests on one output: unique name; else the plane kind) */
+  layer?: string;
   from: 'dmabuf' | 'copy';
   to: 'copy' | 'dmabuf';
   reason: string;
@@ -56,6 +62,7 @@ export interface FallbackEvent {
 
 export interface EngineErrorEvent {
   plane?: GuestPlaneKind;
+  layer?: string;
   /** what the engine was doing: 'query', 'import', 'commit', 'plan', 'restore', ... */
   stage: string;
   message: string;
@@ -69,6 +76,7 @@ export interface EngineErrorEvent {
 
 export interface RecoveredEvent {
   plane?: GuestPlaneKind;
+  layer?: string;
   stage: string;
   afterFailures: number;
 }

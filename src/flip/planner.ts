@@ -16,6 +16,10 @@ export type Placement =
 
 export interface GuestPlaneSpec {
   kind: GuestPlaneKind;
+  /** the layer this is, unique in the request (several guests on one output); default: kind */
+  layer?: string;
+  /** stacking order among the request's layers, bottom first; default: primary, overlay, cursor */
+  z?: number;
   /** DRM fourcc the guest uses */
   format: number;
   /** DRM format modifier (DRM_FORMAT_MOD_INVALID is treated as LINEAR) */
@@ -44,6 +48,8 @@ export interface PlanRequest {
 
 export interface PlaneAssignment {
   guest: GuestPlaneKind;
+  /** the layer (GuestPlaneSpec.layer, default the kind) */
+  layer: string;
   planeId: number;
   planeType: PlaneType;
   planeIndex: number;
@@ -69,6 +75,7 @@ export interface Layout {
 
 export interface Rejection {
   guest: GuestPlaneKind;
+  layer: string;
   planeId: number;
   planeType: PlaneType;
   reason: string;
@@ -80,8 +87,8 @@ export interface Plan {
   layouts: Layout[];
   /** hardware planes ruled out statically, per guest plane, and why */
   rejections: Rejection[];
-  /** guest planes with no candidate at all */
-  unplaceable: GuestPlaneKind[];
+  /** layers (guest planes) with no candidate at all */
+  unplaceable: string[];
 }
 
 export class PlanError extends Error {
@@ -93,6 +100,15 @@ export class PlanError extends Error {
 
 /** Stacking order the guest expects: primary at the bottom, cursor on top. */
 const GUEST_ORDER: Record<GuestPlaneKind, number> = { primary: 0, overlay: 1, cursor: 2 };
+
+/** A spec's layer key (the kind when it has none). */
+export function layerOf(spec: GuestPlaneSpec): string {
+  return spec.layer ?? spec.kind;
+}
+
+function stackOf(spec: GuestPlaneSpec): number {
+  return spec.z ?? GUEST_ORDER[spec.kind];
+}
 
 /** Preference of a hardware plane type for a guest plane kind (lower is better; absent = never). */
 const TYPE_PREFERENCE: Record<GuestPlaneKind, Partial<Record<PlaneType, number>>> = {
@@ -185,23 +201,25 @@ export function planLayouts(snapshot: KmsSnapshot, req: PlanRequest): Plan {
       `CRTC ${req.crtcIndex} does not exist on ${snapshot.path} (it has ${snapshot.crtcs.length} CRTC${snapshot.crtcs.length === 1 ? '' : 's'}: 0..${snapshot.crtcs.length - 1})`,
     );
   }
-  const kinds = new Set<GuestPlaneKind>();
+  const keys = new Set<string>();
   for (const g of req.guests) {
-    if (kinds.has(g.kind)) throw new PlanError(`guest plane ${g.kind} requested twice`);
-    kinds.add(g.kind);
+    const k = layerOf(g);
+    if (keys.has(k)) throw new PlanError(g.layer ? `layer ${k} requested twice` : `guest plane ${g.kind} requested twice`);
+    keys.add(k);
   }
   const rules = rulesFor(snapshot);
   const rejections: Rejection[] = [];
   const perGuest: Candidate[][] = [];
-  const unplaceable: GuestPlaneKind[] = [];
-  const guests = [...req.guests].sort((a, b) => GUEST_ORDER[a.kind] - GUEST_ORDER[b.kind]);
+  const unplaceable: string[] = [];
+  // bottom first: explicit z, else the guest's own order (primary, overlay, cursor); stable
+  const guests = [...req.guests].sort((a, b) => stackOf(a) - stackOf(b));
 
   for (const spec of guests) {
     const cands: Candidate[] = [];
     const dst = destination(spec, req.crtcWidth, req.crtcHeight);
     for (const plane of snapshot.planes) {
       const reject = (reason: string): void => {
-        rejections.push({ guest: spec.kind, planeId: plane.id, planeType: plane.type, reason });
+        rejections.push({ guest: spec.kind, layer: layerOf(spec), planeId: plane.id, planeType: plane.type, reason });
       };
       if (spec.hwPlaneId !== undefined && plane.id !== spec.hwPlaneId) continue;
       if (!plane.possibleCrtcIndices.includes(crtc.index)) {
@@ -229,7 +247,7 @@ export function planLayouts(snapshot: KmsSnapshot, req: PlanRequest): Plan {
     }
     // Same type rank: a guest cursor prefers the topmost plane, the others the lowest.
     cands.sort((a, b) => a.rank - b.rank || (spec.kind === 'cursor' ? planeZ(b.plane) - planeZ(a.plane) : planeZ(a.plane) - planeZ(b.plane)));
-    if (cands.length === 0) unplaceable.push(spec.kind);
+    if (cands.length === 0) unplaceable.push(layerOf(spec));
     perGuest.push(cands);
   }
 
@@ -289,6 +307,7 @@ function makeLayout(snapshot: KmsSnapshot, crtc: CrtcSnapshot, guests: GuestPlan
 function assignment(spec: GuestPlaneSpec, c: Candidate, zpos?: number): PlaneAssignment {
   const a: PlaneAssignment = {
     guest: spec.kind,
+    layer: layerOf(spec),
     planeId: c.plane.id,
     planeType: c.plane.type,
     planeIndex: c.plane.index,
@@ -352,7 +371,8 @@ export function tryLayouts(
 
 export function describeAssignment(a: PlaneAssignment): string {
   const d = a.dst;
-  return `guest ${a.guest} -> plane ${a.planeId} (${a.planeType}) at ${d.x},${d.y} size ${d.w}x${d.h}${a.zpos !== undefined ? ` zpos ${a.zpos}` : ''}`;
+  const who = a.layer === a.guest ? `guest ${a.guest}` : `layer ${a.layer}`;
+  return `${who} -> plane ${a.planeId} (${a.planeType}) at ${d.x},${d.y} size ${d.w}x${d.h}${a.zpos !== undefined ? ` zpos ${a.zpos}` : ''}`;
 }
 
 export function describeLayout(l: Layout): string {
@@ -370,13 +390,13 @@ export function explainPlan(plan: Plan, result?: TryResult): string[] {
   } else {
     out.push(`CRTC ${crtc.index} (id ${crtc.id}): the driver refused all ${plan.layouts.length} layout(s)`);
   }
-  for (const g of plan.unplaceable) out.push(`  guest ${g}: no hardware plane can show it`);
+  for (const g of plan.unplaceable) out.push(`  ${/^(primary|cursor|overlay)$/.test(g) ? 'guest ' : 'layer '}${g}: no hardware plane can show it`);
   const seen = new Set<string>();
   for (const r of plan.rejections) {
-    const key = `${r.guest}/${r.planeId}`;
+    const key = `${r.layer}/${r.planeId}`;
     if (seen.has(key) || / plane is not used for a guest /.test(r.reason)) continue;
     seen.add(key);
-    out.push(`  guest ${r.guest}: plane ${r.planeId} (${r.planeType}) ruled out: ${r.reason}`);
+    out.push(`  ${r.layer === r.guest ? `guest ${r.guest}` : `layer ${r.layer}`}: plane ${r.planeId} (${r.planeType}) ruled out: ${r.reason}`);
   }
   if (result) {
     for (const a of result.attempts) {

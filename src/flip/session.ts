@@ -10,6 +10,8 @@ import { findVmmDevice, type VmmPick } from '../vfio/vmm-pick.js';
 import { watchVmmExit, type VmmWatch } from '../vfio/vmm.js';
 import { cardName, checkDrmNode, choosePath, simFlipCounter, simHostCard, UsageError, vendorDriverOf } from './session-checks.js';
 import { FlipEngine, parseModeRequest, chooseMode, connectorFor, type GuestPlaneRequest, type GuestSource, type ModeRequest } from './engine.js';
+import { Guest, VfioGuestSource } from '../present/guest.js';
+import { addGuest } from '../present/compose.js';
 import type { NotReadyPolicy } from './decide.js';
 import { descOf, isNotReady } from './decide.js';
 import { openFbIdResolver, ResolverGuestSource, type FbIdResolver } from './drmfb.js';
@@ -17,8 +19,16 @@ import { explainPlan, formatName, planLayouts, type GuestPlaneKind, type GuestPl
 
 export { choosePath, checkDrmNode, UsageError, type DisplayPath, type ProbeFn } from './session-checks.js';
 
+/** Another vGPU on the same CRTC (assign --vgpu A --vgpu B@X,Y): its planes stack above the previous ones. */
+export interface MoreVgpu {
+  vgpu: string;
+  placement?: Placement;
+}
+
 export interface AssignOptions {
   vgpu?: string;
+  /** more vGPUs on the same CRTC, each with the same --plane list and its own placement */
+  moreVgpus?: MoreVgpu[];
   /**
    * use a VFIO device fd of this process (a VMM holding the group): the one of `vgpu`, of
    * `pidFd`, or its only display device (src/vfio/vmm-pick.ts); its exit stops the session
@@ -233,8 +243,11 @@ export function openSession(o: AssignOptions): Session {
       const plan = planLayouts(snap, { crtcIndex: o.crtc, crtcWidth: mode.hdisplay, crtcHeight: mode.vdisplay, guests: specs });
       if (plan.layouts.length === 0) throw new UsageError(`no hardware plane of CRTC ${o.crtc} can show the guest planes:\n${explainPlan(plan).join('\n')}`);
     }
+    const many = (o.moreVgpus?.length ?? 0) > 0;
+    const layerName = (uuid: string | null, i: number, kind: GuestPlaneKind): string => `${uuid ? uuid.slice(0, 8) : `guest${i + 1}`}/${kind}`;
+    const Z: Record<GuestPlaneKind, number> = { primary: 0, overlay: 1, cursor: 2 };
     const planes: GuestPlaneRequest[] = o.planes.map((kind, i) => {
-      const r: GuestPlaneRequest = { kind };
+      const r: GuestPlaneRequest = many ? { kind, name: layerName(knownUuid, 0, kind), z: Z[kind] } : { kind };
       if (o.placement && kind !== 'cursor') r.placement = o.placement;
       const hw = o.hwPlanes?.[i];
       if (hw !== undefined) r.hwPlaneId = hw;
@@ -256,6 +269,7 @@ export function openSession(o: AssignOptions): Session {
       notReady: o.notReady ?? 'keep',
       ...(o.cursorOrigin ? { cursorOrigin: o.cursorOrigin } : {}),
     });
+    const extra = many ? addMoreVgpus(engine, o, Z, layerName, checks) : [];
     const d = drm;
     const v = vfio;
     let closed = false;
@@ -312,6 +326,7 @@ export function openSession(o: AssignOptions): Session {
         await engine.stop();
         if (ownDrm) d.close();
         if (ownVfio && v && !v.closed) v.close();
+        for (const x of extra) if (!x.closed) x.close();
       },
     };
   } catch (e) {
@@ -319,6 +334,43 @@ export function openSession(o: AssignOptions): Session {
     if (ownVfio) vfio?.close();
     throw e;
   }
+}
+
+/**
+ * The other vGPUs of `assign --vgpu A --vgpu B@X,Y`: each opened, its display path probed, its
+ * planes added to the engine's output above the previous vGPU's. Returns the devices to close.
+ */
+function addMoreVgpus(engine: FlipEngine, o: AssignOptions, Z: Record<GuestPlaneKind, number>, name: (uuid: string | null, i: number, kind: GuestPlaneKind) => string, checks: string[]): VfioDevice[] {
+  const opened: VfioDevice[] = [];
+  try {
+    (o.moreVgpus ?? []).forEach((m, j) => {
+      const i = j + 1;
+      if (!isUuid(m.vgpu)) throw new UsageError(`--vgpu ${JSON.stringify(m.vgpu)} is not a UUID (list vGPUs with \`vgpu-flip inspect\`)`);
+      if (m.vgpu === o.vgpu || o.moreVgpus!.slice(0, j).some((x) => x.vgpu === m.vgpu)) throw new UsageError(`--vgpu ${m.vgpu} is given twice`);
+      const info = readVgpu(m.vgpu, {}, []);
+      if (info.devicePath === null) throw new UsageError(`unknown vGPU ${m.vgpu}: ${info.sysfsPath} does not exist (list vGPUs with \`vgpu-flip inspect\`)`);
+      const vf = VfioDevice.open(m.vgpu);
+      opened.push(vf);
+      const chosen = choosePath((p) => vf.probePath(p), o.path, undefined, vendorDriverOf(info.type));
+      checks.push(`vGPU ${m.vgpu} (${info.type ?? 'unknown type'}) opened: ${chosen.check}`);
+      const flipCount = simFlipCounter(m.vgpu);
+      const guest = new Guest(new VfioGuestSource(vf, engine.display.api), {
+        path: chosen.path,
+        ...(flipCount ? { flipCount } : {}),
+        gone: () => (existsSync(`/sys/bus/mdev/devices/${m.vgpu}`) ? null : `vGPU ${m.vgpu} was removed`),
+      });
+      const planes: GuestPlaneRequest[] = o.planes.map((kind) => {
+        const r: GuestPlaneRequest = { kind, name: name(m.vgpu, i, kind), z: 3 * i + Z[kind] };
+        if (m.placement && kind !== 'cursor') r.placement = m.placement;
+        return r;
+      });
+      addGuest(engine, guest, planes, o.cursorOrigin ? { cursorOrigin: o.cursorOrigin } : {});
+    });
+  } catch (e) {
+    for (const v of opened) v.close();
+    throw e;
+  }
+  return opened;
 }
 
 /**

@@ -11,7 +11,7 @@ import { parseDuration, resolveVmmTarget } from './assign-target.js';
 import { checkScreenshotFile, parseScreenshotMethod, setupScreenshots } from './assign-screenshot.js';
 
 interface AssignCliOptions {
-  vgpu?: string;
+  vgpu: string[];
   pid?: string;
   pidFd?: string;
   pidFile?: string;
@@ -118,7 +118,7 @@ export function registerAssign(program: Command): void {
   program
     .command('assign')
     .description('put vGPU guest planes on hardware planes of a CRTC and keep them there (zero copy)')
-    .option('--vgpu <uuid>', 'the mdev vGPU (see `vgpu-flip inspect`); with --pid/--domain: which of the VMM\'s vGPUs (checked)')
+    .option('--vgpu <uuid[@place]>', 'the mdev vGPU (see `vgpu-flip inspect`); with --pid/--domain: which of the VMM\'s vGPUs (checked). Repeat for several guests on the CRTC, stacked in order, each placed by @X,Y, @center or @fill (e.g. --vgpu A --vgpu B@512,0)', collect, [])
     .option('--pid <pid>', 'use the VFIO device fd of this process (a VMM holding the group; root): its vGPU with a display, or the --vgpu one')
     .option('--pid-fd <fd>', 'with --pid/--domain: use this fd number of the VMM (checked: a VFIO device with a display)')
     .option('--pid-file <path>', 'like --pid, the pid read from this file (found again with --wait)')
@@ -186,8 +186,21 @@ export function registerAssign(program: Command): void {
       }
       if (placement) a.placement = placement;
       if (opts.mode) a.mode = opts.mode;
+      const vgpus = opts.vgpu.map(parseVgpuArg);
+      if (vgpus[0]?.placement) {
+        if (placement) throw new UsageError(`--vgpu ${opts.vgpu[0]}: a placement after @ and --position/--center/--fill say the same thing: give one`);
+        placement = vgpus[0].placement;
+        a.placement = placement;
+      }
+      if (vgpus.length > 1) {
+        if (opts.pid !== undefined || opts.pidFile !== undefined || opts.domain !== undefined || opts.via === 'debugfs' || opts.loopbackGuest) {
+          throw new UsageError('several --vgpu work with the vGPUs\' own VFIO devices only (not with --pid, --pid-file, --domain, --via debugfs)');
+        }
+        if (opts.hwPlane.length) throw new UsageError('--hw-plane pairs with the --plane list of one guest: not with several --vgpu');
+        a.moreVgpus = vgpus.slice(1).map((v) => (v.placement ? { vgpu: v.uuid, placement: v.placement } : { vgpu: v.uuid }));
+      }
       const target = resolveVmmTarget({
-        ...(opts.vgpu !== undefined ? { vgpu: opts.vgpu } : {}),
+        ...(vgpus[0] !== undefined ? { vgpu: vgpus[0].uuid } : {}),
         ...(opts.pid !== undefined ? { pid: num(opts.pid, '--pid') } : {}),
         ...(opts.pidFd !== undefined ? { pidFd: num(opts.pidFd, '--pid-fd') } : {}),
         ...(opts.pidFile !== undefined ? { pidFile: opts.pidFile } : {}),
@@ -310,6 +323,19 @@ export function registerAssign(program: Command): void {
       if (!everAssigned || (selfStopped !== null && !vmmExit)) process.exitCode = 1;
       if (reattached && opts.json) emitJson('reattached', { count: reattached });
     });
+}
+
+/** `--vgpu UUID[@X,Y|@center|@fill]` */
+export function parseVgpuArg(s: string): { uuid: string; placement?: Placement } {
+  const at = s.indexOf('@');
+  if (at < 0) return { uuid: s.trim() };
+  const uuid = s.slice(0, at).trim();
+  const p = s.slice(at + 1).trim();
+  if (p === 'center') return { uuid, placement: { kind: 'center' } };
+  if (p === 'fill') return { uuid, placement: { kind: 'fill' } };
+  const m = /^(-?\d+),(-?\d+)$/.exec(p);
+  if (!m) throw new UsageError(`--vgpu ${JSON.stringify(s)}: the placement after @ must be X,Y, center or fill (e.g. ${uuid || 'UUID'}@512,0)`);
+  return { uuid, placement: { kind: 'position', x: Number(m[1]), y: Number(m[2]) } };
 }
 
 /** One session from start to end: the session line, status, publishing, summary. */

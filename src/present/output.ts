@@ -1,0 +1,456 @@
+// An output: one CRTC of a display and the connector it drives, with its mode and its own frame
+// clock (its page-flip events; a timer at the mode's period while nothing changes; never a busy
+// loop). Every frame it looks at each of its layers (look.ts), whatever guest they belong to,
+// and makes ONE nonblocking atomic commit with every layer's change. A layer that needs a new
+// plan makes the output plan all its layers again (assign.ts: plan -> TEST_ONLY -> commit ->
+// fallback). The display state found at start is restored by stop().
+import { EventEmitter } from 'eventemitter3';
+import type { DrmEvent, ModeInfo } from '../binding/types.js';
+import { DRM_MODE_ATOMIC_NONBLOCK, DRM_MODE_PAGE_FLIP_EVENT } from '../binding/constants.js';
+import { isKernelError, kernelErrorFields } from '../binding/errors.js';
+import { AtomicRequest, captureState, restoreState, type PropertyBlob } from '../kms/index.js';
+import type { ConnectorSnapshot, CrtcSnapshot, SavedKmsState } from '../kms/types.js';
+import { commitFailure, FailureStreak, type NotReadyPolicy } from '../flip/decide.js';
+import type { AssignedEvent, EngineEvents } from '../flip/events.js';
+import type { Layout } from '../flip/planner.js';
+import type { Display } from './display.js';
+import type { Guest } from './guest.js';
+import type { Layer } from './layer.js';
+import { lookLayer, type FramePlane, type LookHost } from './look.js';
+import { chooseMode, connectorFor, type ModeRequest } from './mode.js';
+import { newEngineStats, type EngineStats } from './stats.js';
+import { assignLayers } from './assign.js';
+
+export interface OutputOptions {
+  crtcIndex: number;
+  /** a mode to set; 'guest': the connector mode of the first guest primary's size; default: keep the CRTC's */
+  mode?: ModeRequest | 'guest';
+  notReady?: NotReadyPolicy;
+  /** failures in a row before an error is reported (default 3) */
+  reportAfter?: number;
+  /** DRM_FB layers only: how often to look (ms, default 100) */
+  watchIntervalMs?: number;
+}
+
+interface PendingFrame {
+  userData: bigint;
+  committedUs: number;
+  planes: FramePlane[];
+}
+
+export const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+export class Output extends EventEmitter<EngineEvents> implements LookHost {
+  readonly layers: Layer[] = [];
+  readonly stats: EngineStats = newEngineStats();
+  readonly notReady: NotReadyPolicy;
+  readonly reportAfter: number;
+  crtc!: CrtcSnapshot;
+  connector: ConnectorSnapshot | null = null;
+  mode!: ModeInfo;
+  needModeset = false;
+  modeBlob: PropertyBlob | null = null;
+  layout: Layout | null = null;
+  usedHwPlanes = new Set<number>();
+  frameNo = 0;
+  readonly commitStreak = new FailureStreak();
+  lastExplanation: string[] = [];
+  lastAssigned: AssignedEvent | null = null;
+  lastProblem = 'the guest has not enabled its display yet';
+  planFailureReported = '';
+  guestModeDone = false;
+  periodUs = 16667;
+  private saved: SavedKmsState | null = null;
+  private pending: PendingFrame | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  running = false;
+  private paused = false;
+  private lastVblankUs = 0;
+  private stopping: Promise<void> | null = null;
+  private pendingWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly display: Display,
+    readonly opts: OutputOptions,
+  ) {
+    super();
+    this.notReady = opts.notReady ?? 'keep';
+    this.reportAfter = opts.reportAfter ?? 3;
+  }
+
+  get width(): number {
+    return this.mode.hdisplay;
+  }
+  get height(): number {
+    return this.mode.vdisplay;
+  }
+  get crtcId(): number {
+    return this.crtc.id;
+  }
+  get guests(): Guest[] {
+    return [...new Set(this.layers.map((l) => l.guest))];
+  }
+
+  /** Add a layer (before start, or later: it is planned on the next frame). */
+  add(layer: Layer): Layer {
+    if (this.layers.some((l) => l.name === layer.name)) throw new Error(`layer ${layer.name} is already on CRTC ${this.opts.crtcIndex}`);
+    this.layers.push(layer);
+    this.stats.planes[layer.name] = layer.stats;
+    for (const l of this.layers) l.primary = this.layers.find((x) => x.guest === l.guest && x.kind === 'primary') ?? null;
+    return layer;
+  }
+
+  /**
+   * Validate against the device, save the display state of this CRTC, start presenting. Throws
+   * (before the screen changes) for a CRTC out of range or an unknown mode.
+   */
+  start(): void {
+    if (this.running) return;
+    if (this.layers.length === 0) throw new Error('no guest plane to assign (use --plane primary and/or --plane cursor)');
+    const snap = this.display.snapshot;
+    const crtc = snap.crtcs.find((c) => c.index === this.opts.crtcIndex);
+    if (!crtc) {
+      throw new Error(`CRTC ${this.opts.crtcIndex} does not exist on ${this.display.dev.path} (it has ${snap.crtcs.length}: 0..${snap.crtcs.length - 1})`);
+    }
+    this.crtc = crtc;
+    this.connector = connectorFor(snap, crtc);
+    const { mode, modeset } = chooseMode(crtc, this.connector, this.opts.mode === 'guest' ? undefined : this.opts.mode);
+    if (modeset && !this.connector) throw new Error(`CRTC ${crtc.index} needs a modeset but no connected connector can be driven by it`);
+    this.setMode(mode, modeset);
+    this.saved = captureState(snap, { crtcIds: [crtc.id], connectorIds: this.connector ? [this.connector.id] : [] });
+    this.running = true;
+    this.unsubscribe = this.display.dev.onEvent('flip', (e) => this.onFlip(e));
+    this.lastVblankUs = nowUs();
+    this.tick();
+  }
+
+  /** a reason to plan every layer again on the next frame (master regained, hotplug) */
+  private forced: string | null = null;
+
+  /**
+   * Plan every layer again on the next frame; `modeset`: choose the mode again from the
+   * connector as the device has it now (hotplug, link-status BAD, another master was here).
+   */
+  replanSoon(reason: string, modeset: boolean): void {
+    this.forced = reason;
+    if (modeset && this.running) {
+      const snap = this.display.snapshot;
+      const crtc = snap.crtcs.find((c) => c.id === this.crtc.id) ?? this.crtc;
+      const conn = (this.connector && snap.connectors.find((c) => c.id === this.connector!.id)) ?? connectorFor(snap, crtc);
+      try {
+        const want = this.opts.mode && this.opts.mode !== 'guest' ? this.opts.mode : { width: this.mode.hdisplay, height: this.mode.vdisplay, refresh: this.mode.vrefresh };
+        let m: ModeInfo;
+        try {
+          m = chooseMode({ ...crtc, active: false }, conn, want).mode;
+        } catch {
+          m = chooseMode({ ...crtc, active: false }, conn).mode; // the old mode is gone: the preferred one
+        }
+        this.connector = conn;
+        this.setMode(m, true);
+      } catch (e) {
+        this.report({ stage: 'mode', error: e, count: 1, fatal: false });
+      }
+    }
+  }
+
+  /** the assignment could not be made now (master lost): make it when presenting resumes */
+  forceReplanLater(reason: string): void {
+    this.forced = reason;
+  }
+
+  setMode(mode: ModeInfo, modeset: boolean): void {
+    this.mode = mode;
+    this.needModeset = modeset;
+    this.periodUs = mode.vrefresh > 0 ? Math.round(1e6 / mode.vrefresh) : 16667;
+    if (modeset) {
+      this.modeBlob?.destroy();
+      this.modeBlob = null;
+    }
+  }
+
+  /** Stop presenting, restore the saved display state, release every framebuffer. Idempotent. */
+  stop(): Promise<void> {
+    if (!this.stopping) this.stopping = this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const wasRunning = this.running;
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pending) await this.waitPending(500);
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    let restored = false;
+    let message = 'nothing to restore';
+    if (wasRunning && this.saved && !this.display.dev.closed) {
+      try {
+        const r = restoreState(this.display.dev, this.saved);
+        restored = true;
+        message = r.disabledPlanes.length ? `display restored (planes ${r.disabledPlanes.join(', ')} left off)` : 'display restored';
+      } catch (e) {
+        message = `restoring the display failed: ${(e as Error).message}`;
+        this.stats.errors++;
+        this.report({ stage: 'restore', error: e, count: 1, fatal: true });
+      }
+    }
+    for (const l of this.layers) for (const err of l.source.release()) this.report({ layer: l, stage: 'cleanup', error: err, count: 1, fatal: false });
+    for (const g of this.guests) g.close();
+    this.modeBlob?.destroy();
+    this.modeBlob = null;
+    this.emit('stopped', { restored, message });
+  }
+
+  /** Pause presenting (no commits) until resume(); resolves once no flip is pending. */
+  async pause(): Promise<void> {
+    this.paused = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pending) await this.waitPending(1000);
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.running) this.schedule(0);
+  }
+
+  private waitPending(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.pending = null;
+        resolve();
+      }, timeoutMs);
+      this.pendingWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  // ---- frame clock ----------------------------------------------------------------------------
+
+  schedule(delayMs?: number): void {
+    if (!this.running || this.paused || this.timer) return;
+    let d = delayMs;
+    // commits (not master, a refused layout) or every layer's query failing in a row: back off,
+    // never a tight loop of failing kernel calls (a transient error is retried next frame)
+    const failing = Math.max(this.commitStreak.current, Math.min(...this.layers.map((l) => l.queryStreak.current)) - 1);
+    if (d === undefined && failing > 0) d = Math.min(2000, Math.round(this.periodUs / 1000) * 2 ** Math.min(failing - 1, 7));
+    // only DRM_FB layers: the kernel flips, we only watch for changes
+    if (d === undefined && this.layers.every((l) => l.source.path === 'drm_fb')) d = this.opts.watchIntervalMs ?? 100;
+    if (d === undefined) {
+      // next vblank estimate from the last flip event (or start), plus a little margin
+      const since = nowUs() - this.lastVblankUs;
+      const rem = this.periodUs - (since % this.periodUs);
+      d = Math.max(1, Math.round((rem + 500) / 1000));
+    }
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.tick();
+    }, d);
+  }
+
+  private onFlip(e: DrmEvent): void {
+    const pend = this.pending;
+    if (!pend || e.userData !== pend.userData) return;
+    this.pending = null;
+    this.lastVblankUs = e.timeUs || nowUs();
+    const latencyUs = Math.max(0, (e.timeUs || nowUs()) - pend.committedUs);
+    const vblanks = Math.max(1, Math.ceil(latencyUs / this.periodUs));
+    this.stats.frames++;
+    for (const f of pend.planes) {
+      f.layer.source.flipCompleted();
+      this.frameEvent(f.layer, {
+        id: f.id, fbId: f.fbId, path: f.got?.got?.copied ? 'copy' : f.layer.source.path, sequence: e.sequence, vblankUs: e.timeUs,
+        latencyUs, latencyVblanks: vblanks, imported: f.imported, bytesCopied: f.bytes,
+      });
+    }
+    for (const w of this.pendingWaiters.splice(0)) w();
+    if (this.running && !this.paused) {
+      // a guest may have flipped again meanwhile: look now (we are at a vblank)
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.tick();
+    }
+  }
+
+  /** One frame. Public for tests and the bench (they may drive frames themselves). */
+  tick(): void {
+    if (!this.running || this.paused || this.pending) return;
+    const dev = this.display.dev;
+    if (dev.closed) {
+      this.running = false;
+      this.report({ stage: 'tick', error: new Error(`${dev.path} was closed while presenting`), count: 1, fatal: true });
+      return;
+    }
+    if (this.checkGone()) return;
+    this.stats.ticks++;
+    this.frameNo++;
+    for (const g of this.guests) if (g.path === 'drm_fb') g.look();
+    this.refreshGuestFlips();
+    let replanReason: string | null = null;
+    const req = this.newRequest();
+    const frames: FramePlane[] = [];
+    for (const l of this.layers) {
+      const why = lookLayer(l, this, req, frames);
+      replanReason ??= why;
+    }
+    if (this.forced) {
+      replanReason = this.forced;
+      this.forced = null;
+    }
+    if (replanReason) {
+      assignLayers(this, replanReason);
+      this.schedule();
+      return;
+    }
+    if (req.size === 0) {
+      this.schedule();
+      return;
+    }
+    this.commitFrame(req, frames);
+  }
+
+  refreshGuestFlips(): void {
+    const counts = this.guests.filter((g) => g.hasFlipCounter).map((g) => g.flips);
+    if (counts.length && counts.every((n) => n !== null)) this.stats.guestFlips = counts.reduce((a, b) => a! + b!, 0);
+  }
+
+  /** A guest that went away: its layers leave; fatal when it was the only guest (stop and restore). */
+  private checkGone(): boolean {
+    const now = nowUs();
+    for (const g of this.guests) {
+      const why = g.gone(now);
+      if (!why) continue;
+      this.stats.errors++;
+      const only = this.guests.length === 1;
+      this.report({ stage: 'guest', error: new Error(`${why}: ${only ? 'stopping and restoring the display' : 'its layers are taken off the screen'}`), count: 1, fatal: only });
+      if (only) void this.stop();
+      else this.removeGuest(g);
+      return only;
+    }
+    return false;
+  }
+
+  /** Take a guest's layers off: their hardware planes off (one blocking commit), buffers released. */
+  removeGuest(g: Guest): void {
+    const gone = this.layers.filter((l) => l.guest === g);
+    const req = this.newRequest();
+    for (const l of gone) {
+      if (!l.assignment) continue;
+      req.set(l.assignment.planeId, 'FB_ID', 0);
+      req.set(l.assignment.planeId, 'CRTC_ID', 0);
+      this.usedHwPlanes.delete(l.assignment.planeId);
+    }
+    try {
+      if (req.size) req.commit(0);
+      if (req.size) this.stats.commits++;
+    } catch (e) {
+      this.stats.errors++;
+      this.report({ stage: 'commit (removing a guest)', error: e, count: 1, fatal: false });
+    }
+    for (const l of gone) {
+      for (const err of l.source.release()) this.report({ layer: l, stage: 'cleanup', error: err, count: 1, fatal: false });
+      this.layers.splice(this.layers.indexOf(l), 1);
+      delete this.stats.planes[l.name];
+    }
+    g.close();
+  }
+
+  newRequest(): AtomicRequest {
+    return new AtomicRequest(this.display.dev.fd, this.display.index, this.display.api);
+  }
+
+  private commitFrame(req: AtomicRequest, frames: FramePlane[]): void {
+    const userData = this.display.dev.allocUserData();
+    const committedUs = nowUs();
+    for (const f of frames) f.layer.source.committing(f.fbId);
+    try {
+      req.commit(DRM_MODE_ATOMIC_NONBLOCK | DRM_MODE_PAGE_FLIP_EVENT, userData);
+      this.stats.commits++;
+    } catch (e) {
+      // undo the optimistic view updates: retried next frame
+      for (const f of frames) {
+        f.layer.source.commitFailed(f.layer.fbId);
+        f.layer.view.shown = f.layer.view.shown ? { ...f.layer.view.shown, id: -1 } : null;
+        if (f.fbId === 0) f.layer.view.blanked = false; // a blanking frame that failed is retried
+      }
+      const why = commitFailure(e);
+      if (why === 'busy') {
+        this.schedule();
+        return;
+      }
+      if (why === 'master' && this.display.watch?.commitFailed(e)) return; // every output paused until master is back
+      // TEST_ONLY passes but the real commit fails: a driver that cannot use the buffer (vkms
+      // needs vmap). Copy the buffers never shown before; errors that do not mean "this buffer
+      // cannot be scanned out" (not master, EBUSY) never demote a buffer.
+      const reason = `TEST_ONLY passed but the commit failed: ${(e as Error).message.split(' [')[0]}`;
+      const fresh = frames.filter((f) => f.got?.got && !f.got.got.copied && f.got.got.entry.scanout === 'untried');
+      if (why === 'buffer' && fresh.length && req.testOnly(0).ok) {
+        for (const f of fresh) f.layer.source.refuse(f.got!, reason);
+      } else {
+        this.stats.errors++;
+        const n = this.commitStreak.current + 1;
+        if (this.commitStreak.fail()) this.report({ stage: 'commit', error: e, count: n, fatal: false });
+      }
+      this.schedule();
+      return;
+    }
+    const n = this.commitStreak.ok();
+    if (n >= this.reportAfter) this.emit('recovered', { stage: 'commit', afterFailures: n });
+    this.display.watch?.commitSucceeded();
+    for (const f of frames) {
+      const l = f.layer;
+      l.fbId = f.fbId;
+      l.source.presented(f.got ?? null, f.fbId);
+      l.view.copyMode = l.source.path === 'copy' || l.source.copying !== null;
+      if (f.id !== 0 && f.fbId !== 0) l.stats.flips++;
+    }
+    this.pending = { userData, committedUs, planes: frames };
+  }
+
+  // ---- LookHost: what layers report ---------------------------------------------------------------
+
+  problem(layer: Layer, stage: string, error: unknown, count: number, report: boolean): void {
+    this.stats.errors++;
+    if (report) this.report({ layer, stage, error, count, fatal: false });
+  }
+  setProblem(text: string): void {
+    this.lastProblem = text;
+  }
+  queryRecovered(l: Layer): void {
+    const n = l.queryStreak.ok();
+    if (n >= this.reportAfter) this.emit('recovered', { ...this.who(l), stage: 'query', afterFailures: n });
+  }
+  notReadyEvent(l: Layer, action: 'keep' | 'blank' | 'wait'): void {
+    this.emit('not-ready', { ...this.who(l), action });
+  }
+  frameEvent(l: Layer, e: Omit<Parameters<EngineEvents['frame']>[0], 'plane' | 'frame'>): void {
+    this.emit('frame', { ...this.who(l), ...e, frame: this.frameNo });
+  }
+  kernelFlip(l: Layer): void {
+    l.stats.kernelFlips++;
+    this.stats.kernelFlips++;
+  }
+
+  /** plane kind and (when it is not just the kind) the layer name, for events */
+  who(l: Layer): { plane: Layer['kind']; layer?: string } {
+    return l.name === l.kind ? { plane: l.kind } : { plane: l.kind, layer: l.name };
+  }
+
+  /** Emit an 'error' event (the caller counts the failure in stats). */
+  report(o: { layer?: Layer; stage: string; error: unknown; count: number; fatal: boolean }): void {
+    const e: Parameters<EngineEvents['error']>[0] = {
+      stage: o.stage,
+      message: o.error instanceof Error ? o.error.message : String(o.error),
+      kernel: isKernelError(o.error) ? kernelErrorFields(o.error) : null,
+      count: o.count,
+      fatal: o.fatal,
+    };
+    if (o.layer) Object.assign(e, this.who(o.layer));
+    this.emit('error', e);
+  }
+}

@@ -1,0 +1,215 @@
+// Several guests on one output (issue 13): two vgpu-sim instances side by side on the vkms CRTC
+// plus one guest's cursor, in ONE atomic commit per vblank; one guest resetting never stalls
+// the other; buffers, fds and framebuffers come back to their starting counts. Pixels are read
+// back through vkms' writeback connector. Fails (does not skip) when vkms or vgpu-sim is missing.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DrmDevice } from '../../src/kms/index.js';
+import { FlipEngine } from '../../src/flip/engine.js';
+import type { EngineErrorEvent, FrameEvent } from '../../src/flip/events.js';
+import { compareRegion } from '../../src/capture/writeback.js';
+import { cursorPixel, drawCursor, drawPattern, patternPixel } from '../../src/flip/pattern.js';
+import { createSimMdev, openSimGuest, SimGuestDriver } from '../../src/bench/sim-guest.js';
+import { Guest, VfioGuestSource } from '../../src/present/guest.js';
+import { addGuest } from '../../src/present/compose.js';
+import { findVkmsCard } from './kms-helpers.js';
+import { leakSnapshot, lightCrtcIfDark, sleep, waitFor } from './flip-helpers.js';
+
+let card = '';
+let dev: DrmDevice;
+let unlight: () => void = () => undefined;
+let A: SimGuestDriver;
+let B: SimGuestDriver;
+let W = 0;
+let H = 0;
+const engines: FlipEngine[] = [];
+
+beforeAll(async () => {
+  card = findVkmsCard();
+  dev = DrmDevice.open(card, { writeback: true });
+  unlight = lightCrtcIfDark(dev);
+  A = await openSimGuest();
+  B = new SimGuestDriver(createSimMdev(), true);
+  const m = dev.snapshot().crtcs[0]!.mode!;
+  W = m.hdisplay;
+  H = m.vdisplay;
+});
+
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.stop();
+  A.disable();
+  B.disable();
+});
+
+afterAll(() => {
+  B?.close();
+  A?.close();
+  try {
+    unlight();
+  } finally {
+    dev?.close();
+  }
+});
+
+/** Guest A (left half, with its cursor) and guest B (right half) on CRTC 0. */
+function twoGuests(withCursor: boolean): { e: FlipEngine; errors: string[] } {
+  const half = W / 2;
+  A.setPrimary(half, H);
+  A.presentPrimary(drawPattern(half, H, 1));
+  B.setPrimary(half, H);
+  B.presentPrimary(drawPattern(half, H, 2));
+  if (withCursor) {
+    A.moveCursor(100, 120);
+    A.setCursor(drawCursor(64), 64, 0, 0);
+  }
+  const e = new FlipEngine({
+    drm: dev,
+    vfio: A.vfio,
+    crtcIndex: 0,
+    planes: [
+      { kind: 'primary', name: 'a/primary', z: 0, placement: { kind: 'position', x: 0, y: 0 } },
+      ...(withCursor ? [{ kind: 'cursor' as const, name: 'a/cursor', z: 2 }] : []),
+    ],
+  });
+  engines.push(e);
+  const gB = new Guest(new VfioGuestSource(B.vfio, e.display.api), { path: 'dmabuf' });
+  addGuest(e, gB, [{ kind: 'primary', name: 'b/primary', z: 3, placement: { kind: 'position', x: half, y: 0 } }]);
+  const errors: string[] = [];
+  e.on('error', (x: EngineErrorEvent) => errors.push(`${x.layer ?? x.plane ?? ''} ${x.stage}: ${x.message}`));
+  return { e, errors };
+}
+
+function expectBoth(f: Awaited<ReturnType<FlipEngine['capture']>>, ta: number, tb: number, cursor: boolean): void {
+  const half = W / 2;
+  const left = compareRegion(f, 0, 0, half, H, (x, y) => {
+    if (cursor && x >= 100 && x < 164 && y >= 120 && y < 184 && cursorPixel(x - 100, y - 120) >>> 24) return cursorPixel(x - 100, y - 120) & 0xffffff;
+    return patternPixel(x, y, half, H, ta);
+  });
+  expect(left.mismatches, `guest A (left): ${JSON.stringify(left.first)}`).toBe(0);
+  const right = compareRegion(f, half, 0, half, H, (x, y) => patternPixel(x, y, half, H, tb));
+  expect(right.mismatches, `guest B (right): ${JSON.stringify(right.first)}`).toBe(0);
+}
+
+describe('two guests on one output', () => {
+  it('side by side + a cursor: writeback shows both at their places; both guests flipping is ONE commit', async () => {
+    const { e, errors } = twoGuests(true);
+    e.start();
+    await waitFor(() => (e.assignedLayout?.assignments.length ?? 0) === 3, 15_000, `all three layers assigned (${e.whyNotAssigned()})`);
+    const layout = e.assignedLayout!;
+    expect(layout.assignments.map((x) => x.layer).sort()).toEqual(['a/cursor', 'a/primary', 'b/primary']);
+    // vkms: a primary plane must cover the CRTC, so the two half-screen guests are on overlays
+    const byLayer = Object.fromEntries(layout.assignments.map((x) => [x.layer, x]));
+    expect(byLayer['b/primary']!.dst).toMatchObject({ x: W / 2, y: 0 });
+    expect(new Set(layout.assignments.map((x) => x.planeId)).size).toBe(3);
+    expectBoth(await e.capture(), 1, 2, true);
+
+    // both guests draw and flip between two frames: the next frame commits both at once
+    await sleep(200);
+    const c0 = e.stats.commits;
+    const frames: FrameEvent[] = [];
+    e.on('frame', (f) => frames.push(f));
+    A.presentPrimary(drawPattern(W / 2, H, 3));
+    B.presentPrimary(drawPattern(W / 2, H, 4));
+    await waitFor(() => frames.filter((f) => f.sequence > 0).length >= 2, 5000, 'the frame with both guests');
+    await sleep(200);
+    expect(e.stats.commits - c0).toBe(1);
+    const seqs = frames.filter((f) => f.sequence > 0);
+    expect(seqs.map((f) => f.layer).sort()).toEqual(['a/primary', 'b/primary']);
+    expect(seqs[0]!.sequence).toBe(seqs[1]!.sequence); // one page flip for both
+    expectBoth(await e.capture(), 3, 4, true);
+    expect(errors).toEqual([]);
+  });
+
+  it('guest A resets and comes back while guest B keeps flipping: B never stalls, A is re-planned', async () => {
+    const { e, errors } = twoGuests(false);
+    e.start();
+    await waitFor(() => (e.assignedLayout?.assignments.length ?? 0) === 2, 15_000, `both guests assigned (${e.whyNotAssigned()})`);
+    // guest B flips as soon as its previous frame is on screen
+    const bFrames: number[] = [];
+    let flipping = true;
+    e.on('frame', (f) => {
+      if (f.layer !== 'b/primary' || f.sequence === 0) return;
+      bFrames.push(Date.now());
+      if (flipping) B.flipPrimary();
+    });
+    B.flipPrimary();
+    await waitFor(() => bFrames.length >= 5, 10_000, 'guest B flipping');
+    const notReady: string[] = [];
+    e.on('not-ready', (x) => notReady.push(`${x.layer}:${x.action}`));
+    A.reset();
+    const atReset = bFrames.length;
+    await waitFor(() => notReady.length > 0, 5000, 'guest A not ready');
+    expect(notReady).toEqual(['a/primary:keep']);
+    await sleep(1000);
+    const duringReset = bFrames.length - atReset;
+    expect(duringReset).toBeGreaterThanOrEqual(10); // B went on while A was down
+    // A comes back (a new mode, as after a reboot): planned again, B still on screen
+    const assigned: string[] = [];
+    e.on('assigned', (x) => assigned.push(x.reason));
+    A.setPrimary(W / 2, H);
+    A.presentPrimary(drawPattern(W / 2, H, 7));
+    await waitFor(() => assigned.length > 0, 5000, 'guest A re-planned');
+    expect(assigned[0]).toMatch(/^a\/primary: /);
+    const atBack = bFrames.length;
+    await sleep(500);
+    expect(bFrames.length - atBack).toBeGreaterThanOrEqual(5);
+    flipping = false;
+    await sleep(200);
+    const f = await e.capture();
+    const left = compareRegion(f, 0, 0, W / 2, H, (x, y) => patternPixel(x, y, W / 2, H, 7));
+    expect(left.mismatches, JSON.stringify(left.first)).toBe(0);
+    expect(errors).toEqual([]);
+  });
+
+  it('2,000 guest flips across two guests: fds, dma-bufs, framebuffers and DRM clients back to their starting counts', async () => {
+    const before = leakSnapshot(card);
+    const { e, errors } = twoGuests(false);
+    e.start();
+    await waitFor(() => (e.assignedLayout?.assignments.length ?? 0) === 2, 15_000, 'both guests assigned');
+    let flips = 0;
+    e.on('frame', (f) => {
+      if (f.sequence === 0 || flips >= 2000) return;
+      flips++;
+      if (f.layer === 'a/primary') A.flipPrimary();
+      else B.flipPrimary();
+    });
+    A.flipPrimary();
+    B.flipPrimary();
+    await waitFor(() => flips >= 2000, 120_000, `2,000 flips (at ${flips})`);
+    await e.stop();
+    engines.splice(engines.indexOf(e), 1);
+    expect(errors).toEqual([]);
+    expect(e.stats.planes['a/primary']!.imports + e.stats.planes['b/primary']!.imports).toBeLessThanOrEqual(6); // 3 buffers each, imported once
+    A.disable();
+    B.disable();
+    await sleep(100);
+    expect(leakSnapshot(card)).toEqual(before);
+  });
+
+  it('the CLI: `assign --vgpu A --vgpu B@X,0` puts both guests on the CRTC (JSON), and a bad placement is a usage error', () => {
+    const bin = path.resolve('dist/cli/main.js');
+    const bad = spawnSync(process.execPath, [bin, 'assign', '--vgpu', A.uuid, '--vgpu', `${B.uuid}@left`, '--device', card], { encoding: 'utf8', timeout: 60_000 });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/the placement after @ must be X,Y, center or fill/);
+    const half = W / 2;
+    A.setPrimary(half, H);
+    A.presentPrimary(drawPattern(half, H, 1));
+    B.setPrimary(half, H);
+    B.presentPrimary(drawPattern(half, H, 2));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'multi-'));
+    try {
+      const shot = path.join(dir, 'both.png');
+      const r = spawnSync(process.execPath, [bin, 'assign', '--vgpu', `${A.uuid}@0,0`, '--vgpu', `${B.uuid}@${half},0`, '--device', card, '--path', 'dmabuf', '--once', '--json', '--screenshot', shot], { encoding: 'utf8', timeout: 90_000 });
+      expect(r.status, r.stderr + r.stdout).toBe(0);
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; [k: string]: unknown });
+      const assigned = lines.filter((l) => l.type === 'assigned').pop() as { layout: { assignments: { layer: string }[] } } | undefined;
+      expect(assigned?.layout.assignments.map((x) => x.layer).sort()).toEqual([`${A.uuid.slice(0, 8)}/primary`, `${B.uuid.slice(0, 8)}/primary`]);
+      expect(readFileSync(shot).subarray(1, 4).toString()).toBe('PNG');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
