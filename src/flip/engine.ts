@@ -70,6 +70,11 @@ export interface EngineOptions {
   /** the guest's own flip counter (vgpu-sim: debugfs flip_count), for the DRM_FB counters */
   guestFlipCount?: () => number | null;
   /**
+   * look at the guest only when its vGPU signals a display change (the vendor driver's display
+   * event IRQ, where it has one), not every frame / watch period
+   */
+  displayEvents?: boolean;
+  /**
    * null while the vGPU exists, else why it is gone (instance removed): the engine then
    * reports a fatal error, restores the display and stops (checked about twice a second)
    */
@@ -90,12 +95,16 @@ export class FlipEngine extends Output {
       ...(opts.watchIntervalMs !== undefined ? { watchIntervalMs: opts.watchIntervalMs } : {}),
     });
     display.outputs.push(this);
+    this.once('stopped', () => {
+      display.watch?.close();
+      display.watch = null;
+    });
     this.path = opts.path ?? 'dmabuf';
     let source: GuestSource;
     if (opts.guest) source = opts.guest(display.api);
     else if (opts.vfio) source = new VfioGuestSource(opts.vfio, display.api);
     else throw new Error('FlipEngine: no guest (vfio device) given');
-    this.guest = new Guest(source, { path: this.path, ...(opts.guestFlipCount ? { flipCount: opts.guestFlipCount } : {}), ...(opts.guestGone ? { gone: opts.guestGone } : {}) });
+    this.guest = new Guest(source, { path: this.path, ...(opts.guestFlipCount ? { flipCount: opts.guestFlipCount } : {}), ...(opts.guestGone ? { gone: opts.guestGone } : {}), ...(opts.displayEvents ? { displayEvents: true } : {}) });
     if (opts.planes.length === 0) throw new Error('no guest plane to assign (use --plane primary and/or --plane cursor)');
     addGuest(this, this.guest, opts.planes, { ...(opts.cacheSize !== undefined ? { cacheSize: opts.cacheSize } : {}), ...(opts.cursorOrigin ? { cursorOrigin: opts.cursorOrigin } : {}) });
   }

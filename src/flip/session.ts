@@ -61,6 +61,8 @@ export interface AssignOptions {
   /** open the DRM device with the writeback cap (for capture) */
   writeback?: boolean;
   cursorOrigin?: 'top-left' | 'hotspot';
+  /** look at a guest only when its vGPU signals a display change (display event IRQ), where it can */
+  displayEvents?: boolean;
 }
 
 export function parsePosition(s: string): Placement {
@@ -268,6 +270,7 @@ export function openSession(o: AssignOptions): Session {
       path,
       notReady: o.notReady ?? 'keep',
       ...(o.cursorOrigin ? { cursorOrigin: o.cursorOrigin } : {}),
+      ...(o.displayEvents ? { displayEvents: true } : {}),
     });
     const extra = many ? addMoreVgpus(engine, o, Z, layerName, checks) : [];
     const d = drm;
@@ -308,6 +311,14 @@ export function openSession(o: AssignOptions): Session {
         resolve(vmmGone || fatal || e.message);
       });
     });
+    // losing DRM master pauses, getting it back resumes; a connector unplugged pauses, plugged re-plans
+    const displayWatch = engine.display.watchDevice();
+    try {
+      displayWatch.watchHotplug();
+      checks.push(`watching ${drm.path} for DRM master and connector changes (kernel uevents)`);
+    } catch (e) {
+      checks.push(`not watching connector changes: ${describeKernelError(e)}`);
+    }
     return {
       engine,
       drm: d,
@@ -358,6 +369,7 @@ function addMoreVgpus(engine: FlipEngine, o: AssignOptions, Z: Record<GuestPlane
         path: chosen.path,
         ...(flipCount ? { flipCount } : {}),
         gone: () => (existsSync(`/sys/bus/mdev/devices/${m.vgpu}`) ? null : `vGPU ${m.vgpu} was removed`),
+        ...(o.displayEvents ? { displayEvents: true } : {}),
       });
       const planes: GuestPlaneRequest[] = o.planes.map((kind) => {
         const r: GuestPlaneRequest = { kind, name: name(m.vgpu, i, kind), z: 3 * i + Z[kind] };

@@ -26,3 +26,27 @@ export function addGuest(out: Output, guest: Guest, planes: LayerRequest[], o: A
   });
 }
 
+/** Take a guest's layers off: their hardware planes off (one blocking commit), buffers released. */
+export function removeGuest(out: Output, g: Guest): void {
+  const gone = out.layers.filter((l) => l.guest === g);
+  const req = out.newRequest();
+  for (const l of gone) {
+    if (!l.assignment) continue;
+    req.set(l.assignment.planeId, 'FB_ID', 0);
+    req.set(l.assignment.planeId, 'CRTC_ID', 0);
+    out.usedHwPlanes.delete(l.assignment.planeId);
+  }
+  try {
+    if (req.size) req.commit(0);
+    if (req.size) out.stats.commits++;
+  } catch (e) {
+    out.stats.errors++;
+    out.report({ stage: 'commit (removing a guest)', error: e, count: 1, fatal: false });
+  }
+  for (const l of gone) {
+    for (const err of l.source.release()) out.report({ layer: l, stage: 'cleanup', error: err, count: 1, fatal: false });
+    out.layers.splice(out.layers.indexOf(l), 1);
+    delete out.stats.planes[l.name];
+  }
+  g.close();
+}

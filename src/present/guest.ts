@@ -6,6 +6,7 @@ import type { VfioDevice } from '../vfio/index.js';
 import { PLANE_PATH_FLAGS, DRM_PLANE_TYPES, readVgpu } from '../vfio/index.js';
 import { videoMemoryLocator, type VideoMemoryLocator } from '../vfio/video-memory.js';
 import { regionSource, type CopySource } from '../flip/copy.js';
+import { DisplayIrq } from '../vfio/display-irq.js';
 import type { GuestPlaneKind } from '../flip/planner.js';
 
 /** How guest planes reach the screen: the vendor's host fb (DRM_FB), an imported dma-buf, a copy. */
@@ -27,6 +28,8 @@ export interface GuestSource {
   videoMemoryLocator?(): VideoMemoryLocator | null;
   /** null while the guest exists, else why it is gone */
   gone?(): string | null;
+  /** the vGPU's display event (an eventfd at its display IRQ), attached; null: it has none */
+  attachDisplayEvents?(): DisplayIrq | null;
 }
 
 /** GuestSource over a VFIO device fd, through the (counted) addon. */
@@ -47,6 +50,9 @@ export class VfioGuestSource implements GuestSource {
   }
   openRegion(regionIndex: number, size: number): CopySource {
     return regionSource(this.api, this.vfio.fd, regionIndex, size);
+  }
+  attachDisplayEvents(): DisplayIrq | null {
+    return DisplayIrq.attach(this.vfio);
   }
   videoMemoryLocator(): VideoMemoryLocator | null {
     if (this.locator === undefined) {
@@ -69,6 +75,11 @@ export interface GuestOptions {
   flipCount?: () => number | null;
   /** null while the guest exists, else why it is gone (overrides the source's own gone()) */
   gone?: () => string | null;
+  /**
+   * look at the guest only when its display event says it changed something (the vendor's
+   * display IRQ, signalled at the guest's vblank), not every frame; ignored when it has none
+   */
+  displayEvents?: boolean;
 }
 
 export class Guest {
@@ -81,6 +92,11 @@ export class Guest {
   private flipBase: number | null = null;
   private vram: CopySource | null | undefined;
   private goneCheckedUs = 0;
+  /** the display event, when used */
+  events: DisplayIrq | null = null;
+  private poller: { stop(): void } | null = null;
+  /** the guest signalled a change not looked at yet (always true without events) */
+  changed = true;
 
   constructor(
     readonly source: GuestSource,
@@ -157,8 +173,31 @@ export class Guest {
     return this.source.videoMemoryLocator?.() ?? null;
   }
 
+  /**
+   * Start listening to the guest's display event, when asked and it has one: `onEvent` runs
+   * (from the event loop) each time it signals. false: no events (the output looks every frame).
+   */
+  listen(onEvent: () => void, poll: (fd: number, cb: () => void) => { stop(): void }): boolean {
+    if (!this.opts.displayEvents || this.events || !this.source.attachDisplayEvents) return this.events !== null;
+    const ev = this.source.attachDisplayEvents();
+    if (!ev) return false;
+    this.events = ev;
+    this.poller = poll(ev.fd, () => {
+      if (!this.events) return;
+      if (this.events.read()) {
+        this.changed = true;
+        onEvent();
+      }
+    });
+    return true;
+  }
+
   close(): void {
     this.vram?.close();
     this.vram = undefined;
+    this.poller?.stop();
+    this.poller = null;
+    this.events?.close();
+    this.events = null;
   }
 }

@@ -64,6 +64,27 @@ function blank(l: Layer, req: AtomicRequest, frames: FramePlane[]): void {
   frames.push({ layer: l, id: 0, fbId: 0, imported: false, bytes: 0 });
 }
 
+/** The guest plane came back or changed shape (plan again), or a cursor moved (position only). */
+function replanOrMove(
+  l: Layer,
+  host: LookHost,
+  req: AtomicRequest,
+  frames: FramePlane[],
+  d: { action: 'replan'; reason: string } | { action: 'move'; x: number; y: number; xHot: number | null; yHot: number | null },
+): string | null {
+  host.queryRecovered(l);
+  if (d.action === 'replan') {
+    l.notReadyReported = false;
+    return `${l.name}: ${d.reason}`;
+  }
+  if (!l.assignment) return null;
+  setCursorPos(l, host, req, d);
+  l.view.shown = { ...l.view.shown!, x: d.x, y: d.y, xHot: d.xHot, yHot: d.yHot };
+  l.stats.moves++;
+  frames.push({ layer: l, id: l.view.shown.id, fbId: l.fbId, imported: false, bytes: 0 });
+  return null;
+}
+
 /** DMABUF / REGION: every new guest buffer is a flip (a commit of ours). */
 function lookFlipping(l: Layer, host: LookHost, req: AtomicRequest, frames: FramePlane[]): string | null {
   const q = l.query();
@@ -93,20 +114,12 @@ function lookFlipping(l: Layer, host: LookHost, req: AtomicRequest, frames: Fram
       }
       return null;
     case 'replan':
-      host.queryRecovered(l);
       // back from not ready (reset, mode change): a dmabuf_id the vendor driver reports again
       // names the same buffer (QEMU relies on that too, hw/vfio/display.c), so the buffers
       // held stay valid; one of another shape is replaced by the cache
-      l.notReadyReported = false;
-      return `${l.name}: ${d.reason}`;
+      return replanOrMove(l, host, req, frames, d);
     case 'move':
-      host.queryRecovered(l);
-      if (!l.assignment) return null;
-      setCursorPos(l, host, req, d);
-      l.view.shown = { ...l.view.shown!, x: d.x, y: d.y, xHot: d.xHot, yHot: d.yHot };
-      l.stats.moves++;
-      frames.push({ layer: l, id: l.view.shown.id, fbId: l.fbId, imported: false, bytes: 0 });
-      return null;
+      return replanOrMove(l, host, req, frames, d);
     case 'flip': {
       host.queryRecovered(l);
       if (!l.assignment) return `${l.name}: not assigned yet`;
@@ -172,17 +185,8 @@ function lookDrmFb(l: Layer, src: DrmFbSource, host: LookHost, req: AtomicReques
       return null;
     }
     case 'replan':
-      host.queryRecovered(l);
-      l.notReadyReported = false;
-      return `${l.name}: ${d.reason}`;
     case 'move':
-      host.queryRecovered(l);
-      if (!l.assignment) return null;
-      setCursorPos(l, host, req, d);
-      l.view.shown = { ...l.view.shown!, x: d.x, y: d.y, xHot: d.xHot, yHot: d.yHot };
-      l.stats.moves++;
-      frames.push({ layer: l, id: l.view.shown.id, fbId: l.fbId, imported: false, bytes: 0 });
-      return null;
+      return replanOrMove(l, host, req, frames, d);
     case 'follow': {
       host.queryRecovered(l);
       l.notReadyReported = false;

@@ -61,3 +61,25 @@ export function chooseMode(crtc: CrtcSnapshot, conn: ConnectorSnapshot | null, r
   return { mode: preferred, modeset: true };
 }
 
+
+/**
+ * The mode after the device changed (hotplug, link-status BAD, another master was here): the
+ * one asked for, else the one running before, else the connector's preferred one.
+ */
+export function modeAgain(
+  snap: KmsSnapshot,
+  crtcNow: CrtcSnapshot,
+  connNow: ConnectorSnapshot | null,
+  asked: ModeRequest | 'guest' | undefined,
+  running: ModeInfo,
+): { connector: ConnectorSnapshot | null; mode: ModeInfo } {
+  const crtc = snap.crtcs.find((c) => c.id === crtcNow.id) ?? crtcNow;
+  const connector = (connNow && snap.connectors.find((c) => c.id === connNow.id)) ?? connectorFor(snap, crtc);
+  const want = asked && asked !== 'guest' ? asked : { width: running.hdisplay, height: running.vdisplay, refresh: running.vrefresh };
+  const off = { ...crtc, active: false };
+  try {
+    return { connector, mode: chooseMode(off, connector, want).mode };
+  } catch {
+    return { connector, mode: chooseMode(off, connector).mode }; // the old mode is gone: the preferred one
+  }
+}

@@ -6,20 +6,21 @@
 // fallback). The display state found at start is restored by stop().
 import { EventEmitter } from 'eventemitter3';
 import type { DrmEvent, ModeInfo } from '../binding/types.js';
-import { DRM_MODE_ATOMIC_NONBLOCK, DRM_MODE_PAGE_FLIP_EVENT } from '../binding/constants.js';
 import { isKernelError, kernelErrorFields } from '../binding/errors.js';
 import { AtomicRequest, captureState, restoreState, type PropertyBlob } from '../kms/index.js';
 import type { ConnectorSnapshot, CrtcSnapshot, SavedKmsState } from '../kms/types.js';
-import { commitFailure, FailureStreak, type NotReadyPolicy } from '../flip/decide.js';
+import { FailureStreak, type NotReadyPolicy } from '../flip/decide.js';
 import type { AssignedEvent, EngineEvents } from '../flip/events.js';
 import type { Layout } from '../flip/planner.js';
 import type { Display } from './display.js';
 import type { Guest } from './guest.js';
 import type { Layer } from './layer.js';
 import { lookLayer, type FramePlane, type LookHost } from './look.js';
-import { chooseMode, connectorFor, type ModeRequest } from './mode.js';
+import { chooseMode, connectorFor, modeAgain, type ModeRequest } from './mode.js';
+import { removeGuest } from './compose.js';
 import { newEngineStats, type EngineStats } from './stats.js';
 import { assignLayers } from './assign.js';
+import { commitFrame, type PendingFrame } from './frame.js';
 
 export interface OutputOptions {
   crtcIndex: number;
@@ -32,13 +33,7 @@ export interface OutputOptions {
   watchIntervalMs?: number;
 }
 
-interface PendingFrame {
-  userData: bigint;
-  committedUs: number;
-  planes: FramePlane[];
-}
-
-export const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
+const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 export class Output extends EventEmitter<EngineEvents> implements LookHost {
   readonly layers: Layer[] = [];
@@ -122,7 +117,34 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
     this.running = true;
     this.unsubscribe = this.display.dev.onEvent('flip', (e) => this.onFlip(e));
     this.lastVblankUs = nowUs();
+    this.listenToGuests();
     this.tick();
+  }
+
+  /** Guests with a display event wake the output when they change something (no looking every frame). */
+  private listenToGuests(): void {
+    for (const g of this.guests) {
+      try {
+        g.listen(() => this.onGuestEvent(), (fd, cb) => this.display.api.pollReadable(fd, cb));
+      } catch (e) {
+        this.report({ stage: `display event of ${g.label}`, error: e, count: 1, fatal: false });
+      }
+    }
+  }
+
+  private onGuestEvent(): void {
+    if (!this.running || this.paused || this.pending) return; // a pending flip looks when it completes
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.tick();
+  }
+
+  /** Must this layer be looked at this frame? No, when its guest's display event says nothing changed. */
+  private due(l: Layer): boolean {
+    const g = l.guest;
+    if (!g.events || g.changed) return true;
+    if (l.queryStreak.current > 0 || !l.assignment || l.view.copyMode) return true; // retry, first frame, copies
+    return 'racingLooks' in l.source && (l.source as { racingLooks: number }).racingLooks > 0;
   }
 
   /** a reason to plan every layer again on the next frame (master regained, hotplug) */
@@ -135,19 +157,10 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
   replanSoon(reason: string, modeset: boolean): void {
     this.forced = reason;
     if (modeset && this.running) {
-      const snap = this.display.snapshot;
-      const crtc = snap.crtcs.find((c) => c.id === this.crtc.id) ?? this.crtc;
-      const conn = (this.connector && snap.connectors.find((c) => c.id === this.connector!.id)) ?? connectorFor(snap, crtc);
       try {
-        const want = this.opts.mode && this.opts.mode !== 'guest' ? this.opts.mode : { width: this.mode.hdisplay, height: this.mode.vdisplay, refresh: this.mode.vrefresh };
-        let m: ModeInfo;
-        try {
-          m = chooseMode({ ...crtc, active: false }, conn, want).mode;
-        } catch {
-          m = chooseMode({ ...crtc, active: false }, conn).mode; // the old mode is gone: the preferred one
-        }
-        this.connector = conn;
-        this.setMode(m, true);
+        const { connector, mode } = modeAgain(this.display.snapshot, this.crtc, this.connector, this.opts.mode, this.mode);
+        this.connector = connector;
+        this.setMode(mode, true);
       } catch (e) {
         this.report({ stage: 'mode', error: e, count: 1, fatal: false });
       }
@@ -239,6 +252,9 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
     // never a tight loop of failing kernel calls (a transient error is retried next frame)
     const failing = Math.max(this.commitStreak.current, Math.min(...this.layers.map((l) => l.queryStreak.current)) - 1);
     if (d === undefined && failing > 0) d = Math.min(2000, Math.round(this.periodUs / 1000) * 2 ** Math.min(failing - 1, 7));
+    // every layer waits for its guest's display event: nothing to look at until it signals (a
+    // slow tick only checks that the guests still exist, no ioctl)
+    if (d === undefined && this.layers.every((l) => !this.due(l))) d = 500;
     // only DRM_FB layers: the kernel flips, we only watch for changes
     if (d === undefined && this.layers.every((l) => l.source.path === 'drm_fb')) d = this.opts.watchIntervalMs ?? 100;
     if (d === undefined) {
@@ -289,15 +305,17 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
     if (this.checkGone()) return;
     this.stats.ticks++;
     this.frameNo++;
-    for (const g of this.guests) if (g.path === 'drm_fb') g.look();
+    for (const g of this.guests) if (g.path === 'drm_fb' && (!g.events || g.changed)) g.look();
     this.refreshGuestFlips();
     let replanReason: string | null = null;
     const req = this.newRequest();
     const frames: FramePlane[] = [];
     for (const l of this.layers) {
+      if (!this.due(l)) continue;
       const why = lookLayer(l, this, req, frames);
       replanReason ??= why;
     }
+    for (const g of this.guests) if (g.events) g.changed = false;
     if (this.forced) {
       replanReason = this.forced;
       this.forced = null;
@@ -329,35 +347,10 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
       const only = this.guests.length === 1;
       this.report({ stage: 'guest', error: new Error(`${why}: ${only ? 'stopping and restoring the display' : 'its layers are taken off the screen'}`), count: 1, fatal: only });
       if (only) void this.stop();
-      else this.removeGuest(g);
+      else removeGuest(this, g);
       return only;
     }
     return false;
-  }
-
-  /** Take a guest's layers off: their hardware planes off (one blocking commit), buffers released. */
-  removeGuest(g: Guest): void {
-    const gone = this.layers.filter((l) => l.guest === g);
-    const req = this.newRequest();
-    for (const l of gone) {
-      if (!l.assignment) continue;
-      req.set(l.assignment.planeId, 'FB_ID', 0);
-      req.set(l.assignment.planeId, 'CRTC_ID', 0);
-      this.usedHwPlanes.delete(l.assignment.planeId);
-    }
-    try {
-      if (req.size) req.commit(0);
-      if (req.size) this.stats.commits++;
-    } catch (e) {
-      this.stats.errors++;
-      this.report({ stage: 'commit (removing a guest)', error: e, count: 1, fatal: false });
-    }
-    for (const l of gone) {
-      for (const err of l.source.release()) this.report({ layer: l, stage: 'cleanup', error: err, count: 1, fatal: false });
-      this.layers.splice(this.layers.indexOf(l), 1);
-      delete this.stats.planes[l.name];
-    }
-    g.close();
   }
 
   newRequest(): AtomicRequest {
@@ -365,51 +358,9 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
   }
 
   private commitFrame(req: AtomicRequest, frames: FramePlane[]): void {
-    const userData = this.display.dev.allocUserData();
-    const committedUs = nowUs();
-    for (const f of frames) f.layer.source.committing(f.fbId);
-    try {
-      req.commit(DRM_MODE_ATOMIC_NONBLOCK | DRM_MODE_PAGE_FLIP_EVENT, userData);
-      this.stats.commits++;
-    } catch (e) {
-      // undo the optimistic view updates: retried next frame
-      for (const f of frames) {
-        f.layer.source.commitFailed(f.layer.fbId);
-        f.layer.view.shown = f.layer.view.shown ? { ...f.layer.view.shown, id: -1 } : null;
-        if (f.fbId === 0) f.layer.view.blanked = false; // a blanking frame that failed is retried
-      }
-      const why = commitFailure(e);
-      if (why === 'busy') {
-        this.schedule();
-        return;
-      }
-      if (why === 'master' && this.display.watch?.commitFailed(e)) return; // every output paused until master is back
-      // TEST_ONLY passes but the real commit fails: a driver that cannot use the buffer (vkms
-      // needs vmap). Copy the buffers never shown before; errors that do not mean "this buffer
-      // cannot be scanned out" (not master, EBUSY) never demote a buffer.
-      const reason = `TEST_ONLY passed but the commit failed: ${(e as Error).message.split(' [')[0]}`;
-      const fresh = frames.filter((f) => f.got?.got && !f.got.got.copied && f.got.got.entry.scanout === 'untried');
-      if (why === 'buffer' && fresh.length && req.testOnly(0).ok) {
-        for (const f of fresh) f.layer.source.refuse(f.got!, reason);
-      } else {
-        this.stats.errors++;
-        const n = this.commitStreak.current + 1;
-        if (this.commitStreak.fail()) this.report({ stage: 'commit', error: e, count: n, fatal: false });
-      }
-      this.schedule();
-      return;
-    }
-    const n = this.commitStreak.ok();
-    if (n >= this.reportAfter) this.emit('recovered', { stage: 'commit', afterFailures: n });
-    this.display.watch?.commitSucceeded();
-    for (const f of frames) {
-      const l = f.layer;
-      l.fbId = f.fbId;
-      l.source.presented(f.got ?? null, f.fbId);
-      l.view.copyMode = l.source.path === 'copy' || l.source.copying !== null;
-      if (f.id !== 0 && f.fbId !== 0) l.stats.flips++;
-    }
-    this.pending = { userData, committedUs, planes: frames };
+    const p = commitFrame(this, req, frames);
+    if (p) this.pending = p;
+    else this.schedule();
   }
 
   // ---- LookHost: what layers report ---------------------------------------------------------------

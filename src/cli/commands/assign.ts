@@ -36,6 +36,7 @@ interface AssignCliOptions {
   loopbackGuest?: string;
   screenshot?: string;
   screenshotMethod?: string;
+  displayEvents?: boolean;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -144,6 +145,7 @@ export function registerAssign(program: Command): void {
     .option('--duration <seconds>', 'stop after this many seconds (default: until interrupted)')
     .option('--screenshot <file.png>', 'once assigned, write what is on the CRTC to this PNG (and another on every SIGUSR1: FILE-1.png, ...)')
     .option('--screenshot-method <m>', 'auto (writeback beside the display when it can, else composed from the guest layers), writeback (may blank the monitor for a frame), compose', 'auto')
+    .option('--display-events', 'look at a guest only when its vGPU signals a display change (the display event IRQ, where the vendor driver has one; see `inspect` EVENT), not every frame')
     .addOption(new Option('--cursor-origin <o>', 'cursor x/y from the driver are').choices(['top-left', 'hotspot']).default('top-left'))
     // test hooks: a guest of PRIME-exported dumb buffers on --device (WxH), animated, instead of --vgpu;
     // libvirt's runtime folder
@@ -178,6 +180,7 @@ export function registerAssign(program: Command): void {
         // writeback connectors visible (screenshots: --screenshot, SIGUSR1); never routed unless asked
         writeback: true,
         cursorOrigin: opts.cursorOrigin as 'top-left' | 'hotspot',
+        ...(opts.displayEvents ? { displayEvents: true } : {}),
       };
       if (opts.path) a.path = opts.path.replace('-', '_') as 'drm_fb' | 'dmabuf' | 'region';
       if (opts.via === 'debugfs') {
