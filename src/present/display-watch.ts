@@ -85,7 +85,8 @@ export class DisplayWatch extends EventEmitter<DisplayWatchEvents> {
   }
 
   private onUevent(n: DrmUeventNotice): void {
-    if (n.kind === 'event' && !n.hotplug && n.connectorId === null && n.action === 'change' && !n.props['HOTPLUG']) return;
+    // any event of the card (HOTPLUG=1 from a driver, a bare 'change', an overrun) means: read
+    // the device again and compare; nothing changed -> nothing done
     const old = this.display.snapshot;
     let diff: TopologyDiff;
     try {

@@ -3,6 +3,8 @@
 // signal per vblank at most). An idle guest costs no ioctl at all; a flip is on screen at the next
 // host vblank; a guest without the IRQ is looked at every frame as before. Against vgpu-sim on
 // vkms; pixels through writeback. Fails (does not skip) when a device is missing.
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DrmDevice } from '../../src/kms/index.js';
 import { FlipEngine } from '../../src/flip/engine.js';
@@ -20,8 +22,14 @@ let unlight: () => void = () => undefined;
 let W = 0;
 let H = 0;
 
+const HOST_CARD = '/sys/module/vgpu_sim/parameters/host_card';
+
 beforeAll(async () => {
-  dev = DrmDevice.open(findVkmsCard(), { writeback: true });
+  const card = findVkmsCard();
+  // DRM_FB needs vgpu_sim bound to the vkms card (bound at the first use after this is set)
+  const cur = readFileSync(HOST_CARD, 'utf8').trim();
+  if (cur === '' || cur === '(null)') writeFileSync(HOST_CARD, path.basename(card));
+  dev = DrmDevice.open(card, { writeback: true });
   unlight = lightCrtcIfDark(dev);
   sim = await openSimGuest();
   const m = dev.snapshot().crtcs[0]!.mode!;

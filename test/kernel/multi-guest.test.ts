@@ -207,6 +207,7 @@ describe('two guests on one output', () => {
       g.flip('primary', 0);
     }
     const dir = mkdtempSync(path.join(os.tmpdir(), 'multi-'));
+    dev.dropMaster(); // the CLI becomes DRM master itself
     try {
       const shot = path.join(dir, 'both.png');
       const r = spawnSync(process.execPath, [bin, 'assign', '--vgpu', `${ia.uuid}@0,0`, '--vgpu', `${ib.uuid}@${half},0`, '--device', card, '--path', 'dmabuf', '--once', '--json', '--screenshot', shot], { encoding: 'utf8', timeout: 90_000 });
@@ -218,6 +219,7 @@ describe('two guests on one output', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
       for (const c of cleanups.splice(0)) c();
+      dev.setMaster();
     }
   });
 });
