@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 
 say() { printf '[setup] %s\n' "$*"; }
 
-pkgs=(qemu-system-x86 busybox-static kmod cpio libdrm-dev pkg-config python3 make g++ xz-utils rsync wayland-protocols libwayland-dev)
+pkgs=(qemu-system-x86 busybox-static kmod cpio libdrm-dev pkg-config python3 make g++ xz-utils rsync patch wayland-protocols libwayland-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -171,7 +171,15 @@ build_module_dir() { # name srcdir builddir [make args...]; builds when the sour
 
 BUILD="$KDIR/build"
 mkdir -p "$BUILD"
-build_module_dir vkms "$SRC/drivers/gpu/drm/vkms" "$BUILD/vkms" CONFIG_DRM_VKMS=m
+# vkms of Linux 6.1 can deadlock both CPUs (soft lockup: the whole VM freezes, a CI hang): its
+# disable_vblank hrtimer_cancel()s the vblank timer while drm_vblank_disable_and_save holds
+# vblank_time_lock, and the timer's callback spins on that lock in drm_handle_vblank. Slow CPUs
+# (TCG under load) make the overlap likely. test/rig/vkms-vblank-deadlock.patch fixes it; the
+# patched copy is what gets built (its checksum includes the patch).
+VKMS_SRC="$BUILD/vkms-src"
+rm -rf "$VKMS_SRC" && mkdir -p "$VKMS_SRC" && cp -a "$SRC/drivers/gpu/drm/vkms/." "$VKMS_SRC/"
+patch -s -p1 -d "$VKMS_SRC" <"$RIG_DIR/vkms-vblank-deadlock.patch" || die "test/rig/vkms-vblank-deadlock.patch does not apply to $SRC/drivers/gpu/drm/vkms"
+build_module_dir vkms "$VKMS_SRC" "$BUILD/vkms" CONFIG_DRM_VKMS=m
 [ -f "$BUILD/vkms/vkms.ko" ] || die "vkms build produced no vkms.ko (see $BUILD/vkms/.build.log)"
 
 # the kernel's own sample vGPU drivers (samples/vfio-mdev; CONFIG_SAMPLES is off in Debian):
