@@ -5,6 +5,8 @@ export const KIOSK_EXIT = { valid: 0, invalid: 1, usage: 2, notImplemented: 3 } 
 
 export interface KioskCheckOptions {
   check?: string;
+  run?: string;
+  logFormat?: string;
   schemaOnly?: boolean;
   json?: boolean;
 }
@@ -21,8 +23,9 @@ export interface KioskIo {
  * Returns the exit status.
  */
 export async function runKioskCheck(opts: KioskCheckOptions, io: KioskIo): Promise<number> {
+  if (opts.run) return runKioskDaemon(opts.run, opts.logFormat, io);
   if (!opts.check) {
-    io.stderr('vgpu-flip kiosk: say what to do: --check FILE (validate a configuration); the daemon itself is not implemented yet\n');
+    io.stderr('vgpu-flip kiosk: say what to do: --check FILE (validate a configuration) or --run FILE (present it)\n');
     return KIOSK_EXIT.usage;
   }
   const { loadConfigFile, ConfigReadError } = await import('../../kiosk/load.js');
@@ -66,11 +69,88 @@ export async function runKioskCheck(opts: KioskCheckOptions, io: KioskIo): Promi
   return code;
 }
 
+/**
+ * `vgpu-flip kiosk --run FILE`: present the configuration until SIGTERM/SIGINT (display restored,
+ * exit 0). SIGHUP reloads: an invalid file is logged problem by problem and the running
+ * configuration stays; a valid one replaces it (every output is brought up again). Logs are
+ * JSON lines on stderr (--log-format text for people).
+ */
+async function runKioskDaemon(file: string, logFormat: string | undefined, io: KioskIo): Promise<number> {
+  const { loadConfigFile, ConfigReadError } = await import('../../kiosk/load.js');
+  const { formatProblem } = await import('../../kiosk/problems.js');
+  const { KioskDaemon } = await import('../../kiosk/daemon.js');
+  const load = (): import('../../kiosk/load.js').LoadResult | null => {
+    try {
+      return loadConfigFile(file);
+    } catch (e) {
+      if (!(e instanceof ConfigReadError)) throw e;
+      io.stderr(`vgpu-flip kiosk: ${e.message}\n`);
+      return null;
+    }
+  };
+  const first = load();
+  if (!first) return KIOSK_EXIT.usage;
+  if (!first.ok) {
+    for (const p of first.problems) io.stderr(formatProblem(p) + '\n');
+    return KIOSK_EXIT.invalid;
+  }
+  const format = logFormat ?? first.config.log.format;
+  const log = (level: string, msg: string, fields: Record<string, unknown> = {}): void => {
+    if (format === 'json') io.stderr(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
+    else io.stderr(`${level}: ${msg}\n`);
+  };
+  let daemon = new KioskDaemon(first.config, log);
+  try {
+    const r = daemon.start();
+    log('info', `ready: outputs ${r.outputs.join(', ') || '(none)'}; waiting for ${r.waiting.join(', ') || 'nothing'}; vms ${r.vms.join(', ') || '(none)'}`, { event: 'ready', ...r });
+  } catch (e) {
+    log('error', `cannot start: ${(e as Error).message}`);
+    return KIOSK_EXIT.invalid;
+  }
+  return new Promise<number>((resolve) => {
+    let busy = false;
+    const stop = (sig: string): void => {
+      log('info', `${sig}: restoring the displays and exiting`, { event: 'stopping' });
+      void daemon.stop().then(() => {
+        process.off('SIGHUP', reload);
+        resolve(0);
+      });
+    };
+    const reload = (): void => {
+      if (busy) return;
+      busy = true;
+      const next = load();
+      if (!next || !next.ok) {
+        for (const p of next?.problems ?? []) log('error', `reload refused: ${formatProblem(p)}`, { event: 'reload-refused', line: p.line, column: p.column });
+        log('warn', 'reload refused: the running configuration stays', { event: 'reload-refused' });
+        busy = false;
+        return;
+      }
+      log('info', 'reload: bringing the outputs up with the new configuration', { event: 'reload' });
+      void daemon.stop().then(() => {
+        daemon = new KioskDaemon(next.config, log);
+        try {
+          const r = daemon.start();
+          log('info', `ready: outputs ${r.outputs.join(', ') || '(none)'}`, { event: 'ready', ...r });
+        } catch (e) {
+          log('error', `reload failed: ${(e as Error).message}`, { event: 'reload-failed' });
+        }
+        busy = false;
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', reload);
+  });
+}
+
 export function registerKiosk(program: Command): void {
   program
     .command('kiosk')
-    .description('kiosk mode: check a configuration of which VM planes go on which monitors (the daemon is not implemented yet)')
+    .description('kiosk mode: which VM planes go on which monitors: check a configuration, or run it')
     .option('--check <file>', 'validate this YAML configuration and print its plan per output')
+    .option('--run <file>', 'present this configuration until SIGTERM (SIGHUP reloads it); logs on stderr')
+    .option('--log-format <f>', 'json or text (default: the configuration\'s log.format)')
     .option('--schema-only', 'check only the file (schema and cross-field checks), no devices of this machine')
     .option('--json', 'JSON output for scripts: problems with line and column, the plan')
     .addHelpText(

@@ -1,0 +1,198 @@
+// The kiosk daemon's presentation part (issue 9): a validated configuration put on screen with
+// the presentation core (src/present/): a Display per DRM device, an Output per configured
+// output matched to a connector (src/kiosk/match.ts), each VM's vGPU as a Guest whose planes
+// become layers of the outputs the configuration names, with their placement and z-order.
+// The daemon watches master and hotplug per device (display-watch.ts). stop() restores every
+// display as it was found and releases every kernel object; mdevs the daemon created are removed.
+//
+// Not here yet (see the issue): the control socket, sd_notify, idle placeholders (black,
+// colour, splash), VMs coming back (pid file / libvirt), reload as a diff.
+import { existsSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { native } from '../binding/index.js';
+import { describeKernelError } from '../binding/errors.js';
+import { DrmDevice } from '../kms/index.js';
+import { VfioDevice } from '../vfio/index.js';
+import { Display } from '../present/display.js';
+import { Guest, VfioGuestSource, type EnginePath } from '../present/guest.js';
+import { addGuest } from '../present/compose.js';
+import type { Output } from '../present/output.js';
+import type { ModeRequest } from '../present/mode.js';
+import { simFlipCounter } from '../flip/session-checks.js';
+import type { CrtcSnapshot, KmsSnapshot, ConnectorSnapshot } from '../kms/types.js';
+import { connectorCandidates, matchOutputs, type ConnectorCandidate } from './match.js';
+import type { KioskConfig, OutputConfig, VmConfig } from './model.js';
+
+export type LogFn = (level: 'error' | 'warn' | 'info' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
+
+/** The CRTC to drive a connector with: the one driving it now, else a free one its encoders can use. */
+export function crtcFor(snap: KmsSnapshot, conn: ConnectorSnapshot, taken: ReadonlySet<number>): CrtcSnapshot | null {
+  const now = snap.crtcs.find((c) => c.id === conn.crtcId && !taken.has(c.id));
+  if (now) return now;
+  const mask = conn.encoders.reduce((m, eid) => m | (snap.encoders.find((e) => e.id === eid)?.possibleCrtcs ?? 0), 0);
+  return snap.crtcs.find((c) => (mask & (1 << c.index)) !== 0 && !taken.has(c.id) && !snap.connectors.some((x) => x.crtcId === c.id && x.id !== conn.id)) ?? null;
+}
+
+function modeRequest(o: OutputConfig, conn: ConnectorSnapshot): ModeRequest | undefined {
+  if (o.mode.kind === 'current') return undefined;
+  if (o.mode.kind === 'size') return { width: o.mode.width, height: o.mode.height, ...(o.mode.refresh ? { refresh: o.mode.refresh } : {}) };
+  const m = conn.modes.find((x) => (x.type & 0x8) !== 0) ?? conn.modes[0];
+  return m ? { width: m.hdisplay, height: m.vdisplay, refresh: m.vrefresh } : undefined;
+}
+
+export class KioskDaemon {
+  private readonly devices = new Map<string, { dev: DrmDevice; display: Display }>();
+  private readonly outputs = new Map<string, Output>();
+  private readonly vfios: VfioDevice[] = [];
+  private readonly created: string[] = [];
+
+  constructor(
+    readonly config: KioskConfig,
+    private readonly log: LogFn,
+  ) {}
+
+  /** Bring every output and VM up. Throws (with everything already opened released) on a fatal problem. */
+  start(): { outputs: string[]; waiting: string[]; vms: string[] } {
+    try {
+      return this.doStart();
+    } catch (e) {
+      void this.stop();
+      throw e;
+    }
+  }
+
+  private display(path: string): { dev: DrmDevice; display: Display } {
+    let d = this.devices.get(path);
+    if (d) return d;
+    const dev = DrmDevice.open(path, { writeback: true });
+    try {
+      dev.setMaster();
+    } catch (e) {
+      dev.close();
+      throw new Error(`cannot become DRM master of ${path} (${describeKernelError(e)}): another process (a display server?) owns the display`);
+    }
+    d = { dev, display: new Display(dev) };
+    d.display.watchDevice({ hotplug: true }).on('output', (x) => this.log('info', `output on CRTC ${x.crtcIndex}: ${x.action} (${x.why})`, { event: 'output', ...x }));
+    this.devices.set(path, d);
+    return d;
+  }
+
+  private doStart(): { outputs: string[]; waiting: string[]; vms: string[] } {
+    const paths = [...new Set(this.config.outputs.map((o) => o.device ?? '/dev/dri/card0'))];
+    const candidates: ConnectorCandidate[] = [];
+    for (const p of paths) {
+      const { dev, display } = this.display(p);
+      candidates.push(...connectorCandidates(display.snapshot, (id) => native.drmGetPropertyBlob(dev.fd, id)));
+    }
+    const { matched, unmatched } = matchOutputs(this.config.outputs, candidates, '/dev/dri/card0');
+    for (const name of unmatched) this.log('warn', `output ${name}: no matching connected monitor; its layers wait`, { output: name });
+    const taken = new Map<string, Set<number>>();
+    for (const o of this.config.outputs) {
+      const c = matched.get(o.name);
+      if (!c) continue;
+      const { display } = this.display(c.device);
+      const t = taken.get(c.device) ?? new Set<number>();
+      taken.set(c.device, t);
+      const crtc = crtcFor(display.snapshot, c.connector, t);
+      if (!crtc) {
+        this.log('error', `output ${o.name}: no free CRTC can drive ${c.connector.name} on ${c.device}`, { output: o.name });
+        continue;
+      }
+      t.add(crtc.id);
+      const mode = modeRequest(o, c.connector);
+      const out = display.output({ crtcIndex: crtc.index, ...(mode ? { mode } : {}), notReady: o.idle.kind === 'keep-last-frame' ? 'keep' : 'blank' });
+      this.watchOutput(o.name, out);
+      this.outputs.set(o.name, out);
+      this.log('info', `output ${o.name}: ${c.connector.name} on ${c.device}, CRTC ${crtc.index}${mode ? `, ${mode.width}x${mode.height}${mode.refresh ? `@${mode.refresh}` : ''}` : ''}`, { output: o.name, connector: c.connector.name, crtc: crtc.index });
+    }
+    const vms: string[] = [];
+    for (const vm of this.config.vms) if (this.startVm(vm)) vms.push(vm.name);
+    for (const [name, out] of this.outputs) {
+      if (out.layers.length === 0) {
+        this.log('warn', `output ${name}: no VM layer to show`, { output: name });
+        continue;
+      }
+      out.start();
+    }
+    return { outputs: [...this.outputs.keys()], waiting: unmatched, vms };
+  }
+
+  private watchOutput(name: string, out: Output): void {
+    out.on('assigned', (e) => this.log('info', `output ${name}: assigned (${e.reason})`, { output: name, event: 'assigned', explanation: e.explanation, paths: e.paths }));
+    out.on('error', (e) => this.log(e.fatal ? 'error' : 'warn', `output ${name}: ${e.layer ?? e.plane ?? ''} ${e.stage}: ${e.message}`, { output: name, event: 'error', ...e }));
+    out.on('not-ready', (e) => this.log('info', `output ${name}: ${e.layer ?? e.plane} not ready (${e.action})`, { output: name, event: 'not-ready', ...e }));
+    out.on('fallback', (e) => this.log('warn', `output ${name}: ${e.layer ?? e.plane} ${e.from} -> ${e.to}: ${e.reason}`, { output: name, event: 'fallback', ...e }));
+  }
+
+  /** The VM's vGPU (owned, or created), its display path, its layers on their outputs. */
+  private startVm(vm: VmConfig): boolean {
+    let uuid: string;
+    const s = vm.source;
+    if (s.kind === 'mdev') uuid = s.uuid;
+    else if (s.kind === 'create') {
+      uuid = s.uuid ?? randomUUID();
+      const f = `/sys/class/mdev_bus/${s.parent}/mdev_supported_types/${s.type}/create`;
+      try {
+        writeFileSync(f, uuid);
+      } catch (e) {
+        this.log('error', `vm ${vm.name}: creating ${s.type} on ${s.parent} failed (${f}: ${(e as Error).message})`, { vm: vm.name });
+        return false;
+      }
+      this.created.push(uuid);
+    } else {
+      this.log('error', `vm ${vm.name}: ${s.kind} sources (a VMM's device fd) are not supported by the daemon yet; use mdev: or create:`, { vm: vm.name });
+      return false;
+    }
+    const layers = vm.layers.filter((l) => this.outputs.has(l.output));
+    if (layers.length === 0) {
+      this.log('warn', `vm ${vm.name}: none of its outputs is connected; not opened`, { vm: vm.name });
+      return false;
+    }
+    let vfio: VfioDevice;
+    try {
+      vfio = VfioDevice.open(uuid);
+    } catch (e) {
+      this.log('error', `vm ${vm.name}: cannot open vGPU ${uuid}: ${describeKernelError(e)}`, { vm: vm.name });
+      return false;
+    }
+    this.vfios.push(vfio);
+    const want = layers[0]!.paths.map((p) => p.replace('-', '_') as EnginePath);
+    const path = want.find((p) => vfio.probePath(p).supported === true);
+    if (!path) {
+      this.log('error', `vm ${vm.name}: vGPU ${uuid} supports none of the display paths ${layers[0]!.paths.join(', ')}`, { vm: vm.name });
+      return false;
+    }
+    const flipCount = simFlipCounter(uuid);
+    const guest = new Guest(new VfioGuestSource(vfio, this.devices.values().next().value!.display.api), {
+      path,
+      ...(flipCount ? { flipCount } : {}),
+      gone: () => (existsSync(`/sys/bus/mdev/devices/${uuid}`) ? null : `vGPU ${uuid} of vm ${vm.name} was removed`),
+    });
+    for (const outName of new Set(layers.map((l) => l.output))) {
+      const out = this.outputs.get(outName)!;
+      addGuest(
+        out,
+        guest,
+        layers.filter((l) => l.output === outName).map((l) => ({ kind: l.plane, name: `${vm.name}/${l.plane}`, z: l.z, ...(l.placement ? { placement: l.placement } : {}) })),
+      );
+    }
+    this.log('info', `vm ${vm.name}: vGPU ${uuid}, ${path.replace('_', '-')} path, layers ${layers.map((l) => `${l.plane}->${l.output}`).join(', ')}`, { vm: vm.name, vgpu: uuid, path });
+    return true;
+  }
+
+  /** Restore every display, release every kernel object, remove created mdevs. Idempotent. */
+  async stop(): Promise<void> {
+    for (const { display } of this.devices.values()) await display.stop();
+    for (const v of this.vfios.splice(0)) if (!v.closed) v.close();
+    for (const { dev } of this.devices.values()) dev.close();
+    this.devices.clear();
+    this.outputs.clear();
+    for (const u of this.created.splice(0)) {
+      try {
+        writeFileSync(`/sys/bus/mdev/devices/${u}/remove`, '1');
+      } catch (e) {
+        this.log('warn', `removing mdev ${u} failed: ${(e as Error).message}`);
+      }
+    }
+  }
+}
