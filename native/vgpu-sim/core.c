@@ -347,11 +347,12 @@ int vsim_plane_fb_id(struct vsim_dev *d, int plane, u32 *id, char *why, size_t w
 	return vsim_drm_buf_fb(b, id);
 }
 
-/* guest reset: all planes off (d->lock held) */
+/* guest reset: all planes off (d->lock held); one display event for all of it */
 void vsim_guest_reset(struct vsim_dev *d)
 {
 	int i;
 
+	vsim_display_irq_hold(d);
 	for (i = 0; i < VSIM_NPLANES; i++) {
 		bool was = d->planes[i].cfg.enabled;
 
@@ -359,7 +360,7 @@ void vsim_guest_reset(struct vsim_dev *d)
 		if (was)
 			vsim_guest_changed(d, i);
 	}
-	vsim_display_irq_event(d, VFIO_GFX_DISPLAY_PRI_EVENT_VAL | VFIO_GFX_DISPLAY_CUR_EVENT_VAL);
+	vsim_display_irq_unhold(d, VFIO_GFX_DISPLAY_PRI_EVENT_VAL | VFIO_GFX_DISPLAY_CUR_EVENT_VAL);
 }
 
 /* ------------------------------------------------------------------ ioctls */
@@ -594,10 +595,12 @@ static long vsim_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long
 		 */
 		vsim_lock(d);
 		d->resets++;
+		vsim_display_irq_hold(d);	/* the whole reset is one signal */
 		vsim_display_irq_reset(d);	/* unmasked; the reset is signalled at the next vblank */
 		vsim_guest_reset(d);
 		vsim_pci_init_config(d);
 		d->intx_masked = false;
+		vsim_display_irq_unhold(d, 0);
 		mutex_unlock(&d->lock);
 		return 0;
 	case VFIO_DEVICE_QUERY_GFX_PLANE:

@@ -66,7 +66,7 @@ static void vsim_disp_arm(struct vsim_display_irq *q)
 {
 	u64 k;
 
-	if (q->armed || q->dying)
+	if (q->armed || q->dying || q->held)
 		return;
 	k = vsim_vblank_seq(q, ktime_get()) + 1;
 	if (q->signals && k <= q->last_signal_seq)
@@ -83,7 +83,7 @@ static enum hrtimer_restart vsim_disp_vblank(struct hrtimer *t)
 
 	spin_lock_irqsave(&q->lock, flags);
 	q->armed = false;
-	if (!q->dying && q->trigger && !q->masked && q->pending) {
+	if (!q->dying && q->trigger && !q->masked && !q->held && q->pending) {
 		eventfd_signal(q->trigger, q->pending);
 		q->pending = 0;
 		q->signals++;
@@ -188,6 +188,39 @@ void vsim_display_irq_reset(struct vsim_dev *d)
 	q->masked = false;
 	spin_unlock_irqrestore(&q->lock, flags);
 	vsim_display_irq_event(d, VSIM_DISP_ALL);
+}
+
+/*
+ * A change of several steps (a guest or device reset: each plane goes off, then the reset
+ * itself) is one display event: events noted meanwhile wait, and unhold() arms the timer once,
+ * so a vblank boundary in the middle (TCG is slow) cannot split it into two signals. Nestable.
+ */
+void vsim_display_irq_hold(struct vsim_dev *d)
+{
+	struct vsim_display_irq *q = &d->irq;
+	unsigned long flags;
+
+	spin_lock_irqsave(&q->lock, flags);
+	q->held++;
+	spin_unlock_irqrestore(&q->lock, flags);
+}
+
+void vsim_display_irq_unhold(struct vsim_dev *d, u64 bits)
+{
+	struct vsim_display_irq *q = &d->irq;
+	unsigned long flags;
+
+	spin_lock_irqsave(&q->lock, flags);
+	if (!WARN_ON(!q->held))
+		q->held--;
+	if (bits)
+		q->events++;
+	if (q->trigger && !q->dying) {
+		q->pending |= bits;
+		if (!q->masked && q->pending)
+			vsim_disp_arm(q);	/* no-op while still held (nested) */
+	}
+	spin_unlock_irqrestore(&q->lock, flags);
 }
 
 int vsim_display_irq_info(struct vsim_dev *d, void __user *arg)

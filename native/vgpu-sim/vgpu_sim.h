@@ -73,6 +73,8 @@ struct vsim_display_irq {
 	u32 hz;
 	struct eventfd_ctx *trigger;	/* SET_IRQS eventfd, NULL: none */
 	bool masked, armed, dying;
+	u32 held;			/* > 0: a change of several steps is under way (a reset):
+					 * events wait, so it is ONE signal at the next vblank */
 	u64 pending;			/* event values to deliver at the next vblank */
 	u64 next_seq;			/* the boundary the armed timer is for */
 	u64 last_signal_seq;		/* the boundary of the last signal (valid if signals) */
@@ -182,6 +184,8 @@ void vsim_display_irq_init(struct vsim_dev *d);
 void vsim_display_irq_event(struct vsim_dev *d, u64 bits);
 void vsim_display_irq_plane(struct vsim_dev *d, int plane);
 void vsim_display_irq_reset(struct vsim_dev *d);
+void vsim_display_irq_hold(struct vsim_dev *d);
+void vsim_display_irq_unhold(struct vsim_dev *d, u64 bits);
 void vsim_display_irq_release(struct vsim_dev *d);
 void vsim_display_irq_shutdown(struct vsim_dev *d);
 int vsim_display_irq_info(struct vsim_dev *d, void __user *arg);
