@@ -7,7 +7,8 @@
         "addon/drm.cc",
         "addon/vfio.cc",
         "addon/memio.cc",
-        "addon/uevent.cc"
+        "addon/uevent.cc",
+        "addon/sockcred.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

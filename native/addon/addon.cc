@@ -206,6 +206,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitVfio(env, exports);
   InitMemIo(env, exports);
   InitUevent(env, exports);
+  InitSockCred(env, exports);
   return exports;
 }
 

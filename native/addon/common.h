@@ -63,5 +63,6 @@ void InitDrm(Napi::Env env, Napi::Object exports);
 void InitVfio(Napi::Env env, Napi::Object exports);
 void InitMemIo(Napi::Env env, Napi::Object exports);
 void InitUevent(Napi::Env env, Napi::Object exports);
+void InitSockCred(Napi::Env env, Napi::Object exports);
 
 }  // namespace vgpu
