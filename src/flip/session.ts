@@ -10,20 +10,15 @@ import { findVmmDevice, type VmmPick } from '../vfio/vmm-pick.js';
 import { watchVmmExit, type VmmWatch } from '../vfio/vmm.js';
 import { cardName, checkDrmNode, choosePath, simFlipCounter, simHostCard, UsageError, vendorDriverOf } from './session-checks.js';
 import { FlipEngine, parseModeRequest, chooseMode, connectorFor, type GuestPlaneRequest, type GuestSource, type ModeRequest } from './engine.js';
-import { Guest, VfioGuestSource } from '../present/guest.js';
-import { addGuest } from '../present/compose.js';
 import type { NotReadyPolicy } from './decide.js';
 import { descOf, isNotReady } from './decide.js';
 import { openFbIdResolver, ResolverGuestSource, type FbIdResolver } from './drmfb.js';
+import { addMoreVgpus, type MoreVgpu } from './session-vgpus.js';
 import { explainPlan, formatName, planLayouts, type GuestPlaneKind, type GuestPlaneSpec, type Placement } from './planner.js';
 
 export { choosePath, checkDrmNode, UsageError, type DisplayPath, type ProbeFn } from './session-checks.js';
-
-/** Another vGPU on the same CRTC (assign --vgpu A --vgpu B@X,Y): its planes stack above the previous ones. */
-export interface MoreVgpu {
-  vgpu: string;
-  placement?: Placement;
-}
+export { installExitHandlers } from '../util/exit-handlers.js';
+export type { MoreVgpu } from './session-vgpus.js';
 
 export interface AssignOptions {
   vgpu?: string;
@@ -345,74 +340,4 @@ export function openSession(o: AssignOptions): Session {
     if (ownVfio) vfio?.close();
     throw e;
   }
-}
-
-/**
- * The other vGPUs of `assign --vgpu A --vgpu B@X,Y`: each opened, its display path probed, its
- * planes added to the engine's output above the previous vGPU's. Returns the devices to close.
- */
-function addMoreVgpus(engine: FlipEngine, o: AssignOptions, Z: Record<GuestPlaneKind, number>, name: (uuid: string | null, i: number, kind: GuestPlaneKind) => string, checks: string[]): VfioDevice[] {
-  const opened: VfioDevice[] = [];
-  try {
-    (o.moreVgpus ?? []).forEach((m, j) => {
-      const i = j + 1;
-      if (!isUuid(m.vgpu)) throw new UsageError(`--vgpu ${JSON.stringify(m.vgpu)} is not a UUID (list vGPUs with \`vgpu-flip inspect\`)`);
-      if (m.vgpu === o.vgpu || o.moreVgpus!.slice(0, j).some((x) => x.vgpu === m.vgpu)) throw new UsageError(`--vgpu ${m.vgpu} is given twice`);
-      const info = readVgpu(m.vgpu, {}, []);
-      if (info.devicePath === null) throw new UsageError(`unknown vGPU ${m.vgpu}: ${info.sysfsPath} does not exist (list vGPUs with \`vgpu-flip inspect\`)`);
-      const vf = VfioDevice.open(m.vgpu);
-      opened.push(vf);
-      const chosen = choosePath((p) => vf.probePath(p), o.path, undefined, vendorDriverOf(info.type));
-      checks.push(`vGPU ${m.vgpu} (${info.type ?? 'unknown type'}) opened: ${chosen.check}`);
-      const flipCount = simFlipCounter(m.vgpu);
-      const guest = new Guest(new VfioGuestSource(vf, engine.display.api), {
-        path: chosen.path,
-        ...(flipCount ? { flipCount } : {}),
-        gone: () => (existsSync(`/sys/bus/mdev/devices/${m.vgpu}`) ? null : `vGPU ${m.vgpu} was removed`),
-        ...(o.displayEvents ? { displayEvents: true } : {}),
-      });
-      const planes: GuestPlaneRequest[] = o.planes.map((kind) => {
-        const r: GuestPlaneRequest = { kind, name: name(m.vgpu, i, kind), z: 3 * i + Z[kind] };
-        if (m.placement && kind !== 'cursor') r.placement = m.placement;
-        return r;
-      });
-      addGuest(engine, guest, planes, o.cursorOrigin ? { cursorOrigin: o.cursorOrigin } : {});
-    });
-  } catch (e) {
-    for (const v of opened) v.close();
-    throw e;
-  }
-  return opened;
-}
-
-/**
- * Restore the display on SIGINT / SIGTERM / SIGHUP (the terminal went away) / SIGQUIT /
- * uncaught errors, then exit (128 + the signal number). Returns a function that removes the handlers.
- */
-export function installExitHandlers(close: () => Promise<void>, log: (s: string) => void): () => void {
-  let exiting = false;
-  const exitWith = (code: number, why: string): void => {
-    if (exiting) return;
-    exiting = true;
-    log(why);
-    close()
-      .catch((e) => log(`vgpu-flip: cleanup failed: ${(e as Error).message}`))
-      .finally(() => process.exit(code));
-  };
-  const signals: [NodeJS.Signals, number, string][] = [
-    ['SIGINT', 130, 'interrupted'],
-    ['SIGTERM', 143, 'terminated'],
-    ['SIGHUP', 129, 'hangup (SIGHUP)'],
-    ['SIGQUIT', 131, 'quit (SIGQUIT)'],
-  ];
-  const handlers = signals.map(([sig, code, what]) => [sig, () => exitWith(code, `${what}: restoring the display`)] as const);
-  const onFatal = (e: unknown): void => exitWith(1, `vgpu-flip: fatal error: ${(e as Error)?.stack ?? e}; restoring the display`);
-  for (const [sig, h] of handlers) process.on(sig, h);
-  process.on('uncaughtException', onFatal);
-  process.on('unhandledRejection', onFatal);
-  return () => {
-    for (const [sig, h] of handlers) process.off(sig, h);
-    process.off('uncaughtException', onFatal);
-    process.off('unhandledRejection', onFatal);
-  };
 }

@@ -1,6 +1,5 @@
 // DrmDevice: an open DRM card node with client caps set, snapshots, atomic requests, property
 // blobs, framebuffers (dma-buf import, dumb buffers) and event dispatch (page flip / vblank).
-import { EventEmitter } from 'eventemitter3';
 import { native } from '../binding/index.js';
 import type { DrmEvent, DrmVersion, Mapping, ModeInfo } from '../binding/types.js';
 import {
@@ -9,11 +8,11 @@ import {
   DRM_CLIENT_CAP_WRITEBACK_CONNECTORS,
   DRM_FORMAT_MOD_INVALID,
   DRM_FORMAT_XRGB8888,
-  DRM_MODE_PAGE_FLIP_EVENT,
   fourccToString,
 } from '../binding/constants.js';
 import { hasCode, isKernelError } from '../binding/errors.js';
 import { AtomicRequest, PropertyIndex } from './atomic.js';
+import { DrmEventQueue } from './drm-events.js';
 import { packModeInfo } from './mode.js';
 import { readSnapshot } from './snapshot.js';
 import type { ClientCaps, DmabufImportParams, KmsSnapshot } from './types.js';
@@ -25,15 +24,7 @@ export interface DrmOpenOptions {
   requireAtomic?: boolean;
 }
 
-export interface DrmDeviceEvents {
-  /** every event read from the fd */
-  event: (e: DrmEvent) => void;
-  flip: (e: DrmEvent) => void;
-  vblank: (e: DrmEvent) => void;
-  sequence: (e: DrmEvent) => void;
-  /** reading events failed (the poller is stopped) */
-  error: (err: Error) => void;
-}
+export type { DrmDeviceEvents } from './drm-events.js';
 
 /** A property blob we created; destroy() is idempotent. The device destroys leftovers on close(). */
 export interface PropertyBlob {
@@ -55,12 +46,6 @@ export interface DumbFramebuffer {
   destroy(): void;
 }
 
-interface Waiter {
-  resolve: (e: DrmEvent) => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout | undefined;
-}
-
 function bppOf(format: number): number {
   switch (fourccToString(format)) {
     case 'XR24': case 'AR24': case 'XB24': case 'AB24': case 'RX24': case 'BX24': case 'RA24': case 'BA24':
@@ -78,17 +63,13 @@ function bppOf(format: number): number {
 }
 
 export class DrmDevice {
-  readonly events = new EventEmitter<DrmDeviceEvents>();
   private fdValue: number;
   private index: PropertyIndex | null = null;
   private lastSnapshot: KmsSnapshot | null = null;
   private readonly blobs = new Set<number>();
   private readonly fbs = new Set<number>();
   private readonly dumbs = new Set<DumbFramebuffer>();
-  private poller: { stop(): void } | null = null;
-  private eventUsers = 0;
-  private readonly waiters = new Map<bigint, Waiter>();
-  private nextUser = 1n;
+  private readonly queue: DrmEventQueue;
 
   private constructor(
     readonly path: string,
@@ -97,6 +78,7 @@ export class DrmDevice {
     readonly version: DrmVersion,
   ) {
     this.fdValue = fd;
+    this.queue = new DrmEventQueue(path, () => this.fdValue);
   }
 
   /**
@@ -105,7 +87,16 @@ export class DrmDevice {
    * device without atomic modesetting (render node, old driver) when requireAtomic.
    */
   static open(path: string, opts: DrmOpenOptions = {}): DrmDevice {
-    const fd = native.drmOpen(path);
+    return DrmDevice.fromFd(native.drmOpen(path), path, opts);
+  }
+
+  /**
+   * The same on a DRM fd opened elsewhere (a DRM lease fd from a Wayland compositor); the device
+   * owns the fd from now on (closed by close(), and here when it fails). `path` names it in
+   * messages. A lessee (opts.lessee) is DRM master of its leased objects from the start and
+   * cannot SET_MASTER (the kernel refuses a lessee without CAP_SYS_ADMIN): setMaster() checks.
+   */
+  static fromFd(fd: number, path: string, opts: DrmOpenOptions & { lessee?: boolean } = {}): DrmDevice {
     try {
       const caps: ClientCaps = { universalPlanes: false, atomic: false, writebackConnectors: false };
       const trySet = (cap: number): boolean => {
@@ -127,12 +118,17 @@ export class DrmDevice {
             'use a KMS card node (/dev/dri/cardN, not a render node) of a driver with atomic support',
         );
       }
-      return new DrmDevice(path, fd, caps, version);
+      const dev = new DrmDevice(path, fd, caps, version);
+      dev.lessee = opts.lessee ?? false;
+      return dev;
     } catch (e) {
       native.close(fd);
       throw e;
     }
   }
+
+  /** a DRM lease fd (see fromFd) */
+  lessee = false;
 
   get fd(): number {
     if (this.fdValue < 0) throw new Error(`${this.path}: device is closed`);
@@ -304,120 +300,44 @@ export class DrmDevice {
     return fb;
   }
 
-  // ---- events ----------------------------------------------------------------------------------
+  // ---- events (drm-events.ts) -------------------------------------------------------------------
+
+  get events(): DrmEventQueue['events'] {
+    return this.queue.events;
+  }
 
   /** A fresh user-data value for correlating a commit with its event. */
   allocUserData(): bigint {
-    return this.nextUser++;
+    return this.queue.allocUserData();
   }
 
-  /**
-   * Listen to DRM events ('flip', 'vblank', 'sequence' or 'event' for all). Starts watching the fd
-   * (uv_poll) while at least one listener or waiter exists. Returns an unsubscribe function.
-   */
+  /** Listen to DRM events; see DrmEventQueue.onEvent. Returns an unsubscribe function. */
   onEvent(type: 'event' | 'flip' | 'vblank' | 'sequence', fn: (e: DrmEvent) => void): () => void {
-    this.events.on(type, fn);
-    this.retainPoller();
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      this.events.off(type, fn);
-      this.releasePoller();
-    };
+    return this.queue.onEvent(type, fn);
   }
 
-  /**
-   * Commit with PAGE_FLIP_EVENT and wait for the event carrying this commit's user data.
-   * Resolves with the first matching event (one per CRTC in the commit; later ones only go to
-   * listeners). Rejects if the commit fails, on timeout, or when the device closes.
-   */
+  /** Commit with PAGE_FLIP_EVENT and wait for this commit's event; see DrmEventQueue.commitAndWait. */
   commitAndWait(req: AtomicRequest, flags = 0, timeoutMs = 1000): Promise<DrmEvent> {
-    const userData = this.allocUserData();
-    const p = this.waitForUserData(userData, timeoutMs);
-    try {
-      const fences = req.commit(flags | DRM_MODE_PAGE_FLIP_EVENT, userData);
-      for (const f of fences) if (f >= 0) native.close(f);
-    } catch (e) {
-      this.cancelWaiter(userData, e instanceof Error ? e : new Error(String(e)));
-      p.catch(() => undefined);
-      throw e;
-    }
-    return p;
+    return this.queue.commitAndWait(req, flags, timeoutMs);
   }
 
   /** Wait for an event with this user data (set up before committing). */
   waitForUserData(userData: bigint, timeoutMs = 1000): Promise<DrmEvent> {
-    return new Promise<DrmEvent>((resolve, reject) => {
-      const w: Waiter = { resolve, reject, timer: undefined };
-      if (timeoutMs >= 0 && Number.isFinite(timeoutMs)) {
-        w.timer = setTimeout(() => {
-          this.cancelWaiter(
-            userData,
-            new Error(`${this.path}: no DRM event for user data ${userData} within ${timeoutMs} ms (is the CRTC active?)`),
-          );
-        }, timeoutMs);
-      }
-      this.waiters.set(userData, w);
-      this.retainPoller();
-    });
-  }
-
-  private cancelWaiter(userData: bigint, err: Error): void {
-    const w = this.waiters.get(userData);
-    if (!w) return;
-    this.waiters.delete(userData);
-    if (w.timer) clearTimeout(w.timer);
-    this.releasePoller();
-    w.reject(err);
+    return this.queue.waitForUserData(userData, timeoutMs);
   }
 
   /** Read and dispatch pending events now (non-blocking); returns them. */
   dispatchEvents(): DrmEvent[] {
-    const evs = native.drmReadEvents(this.fd);
-    for (const e of evs) {
-      const w = this.waiters.get(e.userData);
-      if (w) {
-        this.waiters.delete(e.userData);
-        if (w.timer) clearTimeout(w.timer);
-        this.releasePoller();
-        w.resolve(e);
-      }
-      this.events.emit('event', e);
-      this.events.emit(e.type, e);
-    }
-    return evs;
-  }
-
-  private retainPoller(): void {
-    this.eventUsers++;
-    if (this.poller || this.fdValue < 0) return;
-    this.poller = native.pollReadable(this.fdValue, () => {
-      if (this.fdValue < 0) return;
-      try {
-        this.dispatchEvents();
-      } catch (e) {
-        const err = e instanceof Error ? e : new Error(String(e));
-        this.stopPoller();
-        if (this.events.listenerCount('error') > 0) this.events.emit('error', err);
-        for (const ud of [...this.waiters.keys()]) this.cancelWaiter(ud, err);
-      }
-    });
-  }
-
-  private releasePoller(): void {
-    this.eventUsers = Math.max(0, this.eventUsers - 1);
-    if (this.eventUsers === 0) this.stopPoller();
-  }
-
-  private stopPoller(): void {
-    this.poller?.stop();
-    this.poller = null;
+    return this.queue.dispatchEvents();
   }
 
   // ---- master ----------------------------------------------------------------------------------
 
   setMaster(): void {
+    if (this.lessee) {
+      if (!native.drmIsMaster(this.fd)) throw new Error(`${this.path}: the lease is not usable now (the compositor does not hold DRM master: switched away, or the lease was revoked)`);
+      return;
+    }
     native.drmSetMaster(this.fd);
   }
 
@@ -432,10 +352,7 @@ export class DrmDevice {
    */
   close(): void {
     if (this.fdValue < 0) return;
-    for (const ud of [...this.waiters.keys()]) this.cancelWaiter(ud, new Error(`${this.path}: device closed`));
-    this.stopPoller();
-    this.events.removeAllListeners();
-    this.eventUsers = 0;
+    this.queue.close();
     for (const d of [...this.dumbs]) {
       try { d.destroy(); } catch { /* released by close */ }
     }

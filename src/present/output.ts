@@ -83,6 +83,8 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
   get crtcId(): number {
     return this.crtc.id;
   }
+  /** presenting is paused (master lost, connector gone, a capture): no frames are due */
+  get isPaused(): boolean { return this.paused; }
   get guests(): Guest[] {
     return [...new Set(this.layers.map((l) => l.guest))];
   }
@@ -278,7 +280,7 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
     const vblanks = Math.max(1, Math.ceil(latencyUs / this.periodUs));
     this.stats.frames++;
     for (const f of pend.planes) {
-      f.layer.source.flipCompleted();
+      f.layer.source.flipCompleted(f.fbId);
       this.frameEvent(f.layer, {
         id: f.id, fbId: f.fbId, path: f.got?.got?.copied ? 'copy' : f.layer.source.path, sequence: e.sequence, vblankUs: e.timeUs,
         latencyUs, latencyVblanks: vblanks, imported: f.imported, bytesCopied: f.bytes,

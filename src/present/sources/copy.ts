@@ -20,8 +20,6 @@ export class RegionCopySource implements LayerSource {
   private readonly copies: CopyTargets;
   private source: CopySource | null = null;
   private sourceKey = '';
-  /** the fb on screen (or going there) */
-  private scanout = 0;
   private readonly streak: FailureStreak;
 
   constructor(
@@ -56,24 +54,19 @@ export class RegionCopySource implements LayerSource {
     }
   }
 
-  committing(fbId: number): void {
-    this.scanout = fbId;
-  }
+  committing(): void {}
 
-  commitFailed(fbId: number): void {
-    this.scanout = fbId;
-  }
+  commitFailed(): void {}
 
   presented(_p: Presentable | null, fbId: number): void {
     this.copies.presented(fbId);
   }
 
-  flipCompleted(): void {
-    this.copies.flipCompleted(this.scanout);
+  flipCompleted(fbId: number): void {
+    this.copies.flipCompleted(fbId);
   }
 
   assigned(p: Presentable): void {
-    this.scanout = p.fbId;
     this.copies.presented(p.fbId);
     this.copies.flipCompleted(p.fbId);
   }

@@ -33,8 +33,8 @@ export interface LayerSource {
   commitFailed(fbId: number): void;
   /** the commit was accepted: `p` is on its way to the screen */
   presented(p: Presentable | null, fbId: number): void;
-  /** the page flip completed: what was replaced may go */
-  flipCompleted(): void;
+  /** the page flip completed, `fbId` (0: none) is on screen now: what it replaced may go */
+  flipCompleted(fbId: number): void;
   /** a blocking commit (an assignment) put `p` on screen */
   assigned(p: Presentable): void;
   /** TEST_ONLY passed but the commit failed for this never-shown buffer: copy it from now on. false: not such a buffer */
