@@ -8,7 +8,8 @@
         "addon/vfio.cc",
         "addon/memio.cc",
         "addon/uevent.cc",
-        "addon/sockcred.cc"
+        "addon/sockcred.cc",
+        "addon/unixsock.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -13,6 +13,8 @@
 
 namespace vgpu {
 
+void InitUnixSock(Napi::Env env, Napi::Object exports);  // unixsock.cc
+
 // ---- fd labels ------------------------------------------------------------------------
 namespace {
 std::mutex g_labels_mu;
@@ -206,6 +208,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitVfio(env, exports);
   InitMemIo(env, exports);
   InitUevent(env, exports);
+  InitUnixSock(env, exports);
   InitSockCred(env, exports);
   return exports;
 }

@@ -5,6 +5,7 @@ import { closeSync } from 'node:fs';
 import { CompositorProtocolError, ConnectionClosedError, WaylandError } from './errors.js';
 import { INTERFACES, wl_callback, wl_display, wl_registry } from './protocol.js';
 import { NetTransport, resolveSocketPath, type WaylandTransport } from './transport.js';
+import { UnixTransport } from './unix-transport.js';
 import { decodeArgs, encodeMessage, WireDecoder, WireError, type ArgValue, type EncodedMessage, type InterfaceSpec, type MessageSpec, type RawMessage } from './wire.js';
 
 export type RequestName<I extends InterfaceSpec> = I['requests'][number]['name'];
@@ -114,9 +115,15 @@ export class WaylandClient {
     transport.onClose((e) => this.fail(new ConnectionClosedError(e ? e.message : 'the compositor closed it', { cause: e })));
   }
 
-  /** connect to the compositor of this session ($WAYLAND_DISPLAY, $XDG_RUNTIME_DIR) over node:net */
-  static async connect(env: NodeJS.ProcessEnv = process.env): Promise<WaylandClient> {
-    return new WaylandClient(await NetTransport.connect(resolveSocketPath(env)));
+  /**
+   * Connect to the compositor of this session ($WAYLAND_DISPLAY, $XDG_RUNTIME_DIR): over the
+   * addon's UNIX socket with descriptor passing (default), or node:net without ('net': enough to
+   * list globals and offers, but every fd argument arrives as -1).
+   */
+  static async connect(env: NodeJS.ProcessEnv = process.env, opts: { transport?: 'unix' | 'net' } = {}): Promise<WaylandClient> {
+    const socketPath = resolveSocketPath(env);
+    if (opts.transport === 'net') return new WaylandClient(await NetTransport.connect(socketPath));
+    return new WaylandClient(UnixTransport.connect(socketPath));
   }
 
   /** the error that ended the connection, if any */

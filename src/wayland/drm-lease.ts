@@ -59,15 +59,20 @@ export class DrmLease {
     else this.endListeners.push(handler);
   }
 
-  /** @internal */
-  finish(): void {
-    this.ended = new LeaseRevokedError(this.connectors.map((c) => c.name));
+  /** we handed it back (destroy()): its end is not news */
+  released = false;
+
+  /** @internal the compositor ended it (`finished`), or the connection closed */
+  finish(how: 'finished' | 'disconnected' = 'finished', detail?: string): void {
+    if (this.ended || this.released) return;
+    this.ended = new LeaseRevokedError(this.connectors.map((c) => c.name), how, detail);
     for (const l of this.endListeners.splice(0)) l(this.ended);
   }
 
-  /** hand the leased objects back (the compositor may drive them again) */
+  /** hand the leased objects back (the compositor may drive them again); close fd yourself first */
   destroy(): void {
-    if (!this.proxy.zombie) this.proxy.request('destroy');
+    this.released = true;
+    if (!this.proxy.zombie && !this.proxy.client.error) this.proxy.request('destroy');
   }
 }
 
@@ -154,6 +159,8 @@ export class DrmLeaseDevice {
         lease_fd: ([fd]) => {
           off();
           lease.fd = fd as number;
+          // a compositor that exits ends its leases (the kernel revokes them with its DRM master)
+          this.client.onFail((e) => lease.finish('disconnected', e.message.replace(/^the connection to the Wayland compositor closed: /, '')));
           resolve(lease);
         },
         finished: () => {

@@ -116,14 +116,25 @@ export class LeaseRefusedError extends WaylandError {
   }
 }
 
-/** the compositor ended a granted lease (`finished` after lease_fd): the monitor is gone */
+/**
+ * A granted lease ended without us: `finished` after lease_fd (the compositor withdrew the
+ * output or revoked the lease), or the connection to the compositor closed (it exited: the kernel
+ * revokes a lease with its lessor's master)
+ */
 export class LeaseRevokedError extends WaylandError {
   override name = 'LeaseRevokedError';
-  constructor(readonly connectors: readonly string[]) {
+  constructor(
+    readonly connectors: readonly string[],
+    readonly how: 'finished' | 'disconnected' = 'finished',
+    detail?: string,
+  ) {
     super(
       'lease-revoked',
-      `the compositor ended the lease of ${connectors.join(', ')} (the monitor was unplugged or the compositor ` +
-        'revoked the lease); the display objects of the lease are no longer ours',
+      how === 'finished'
+        ? `the compositor ended the lease of ${connectors.join(', ')} (the monitor was unplugged or the compositor ` +
+            'revoked the lease); the display objects of the lease are no longer ours'
+        : `the lease of ${connectors.join(', ')} ended with the connection to the compositor (${detail ?? 'it closed'}: ` +
+            'the compositor exited or dropped vgpu-flip); the display objects of the lease are no longer ours',
     );
   }
 }
