@@ -4,6 +4,7 @@ import { registerAssign } from './commands/assign.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDebugfs } from './commands/debugfs.js';
 import { registerKiosk } from './commands/kiosk.js';
+import { registerControl } from './commands/control.js';
 
 /** Entry point of the `vgpu-flip` CLI. Each command lives in ./commands/<name>.ts. */
 export async function main(argv: string[]): Promise<void> {
@@ -17,5 +18,6 @@ export async function main(argv: string[]): Promise<void> {
   registerDemo(program);
   registerDebugfs(program);
   registerKiosk(program);
+  registerControl(program);
   await program.parseAsync(argv);
 }

@@ -51,6 +51,11 @@ export class KioskDaemon {
     private readonly log: LogFn,
   ) {}
 
+  /** The outputs presenting now, by configured name (for the control socket's status and screenshot). */
+  get presenting(): ReadonlyMap<string, Output> {
+    return this.outputs;
+  }
+
   /** Bring every output and VM up. Throws (with everything already opened released) on a fatal problem. */
   start(): { outputs: string[]; waiting: string[]; vms: string[] } {
     try {

@@ -7,6 +7,7 @@ export interface KioskCheckOptions {
   check?: string;
   run?: string;
   logFormat?: string;
+  controlSocket?: string;
   schemaOnly?: boolean;
   json?: boolean;
 }
@@ -23,7 +24,7 @@ export interface KioskIo {
  * Returns the exit status.
  */
 export async function runKioskCheck(opts: KioskCheckOptions, io: KioskIo): Promise<number> {
-  if (opts.run) return runKioskDaemon(opts.run, opts.logFormat, io);
+  if (opts.run) return runKioskDaemon(opts.run, opts, io);
   if (!opts.check) {
     io.stderr('vgpu-flip kiosk: say what to do: --check FILE (validate a configuration) or --run FILE (present it)\n');
     return KIOSK_EXIT.usage;
@@ -71,34 +72,43 @@ export async function runKioskCheck(opts: KioskCheckOptions, io: KioskIo): Promi
 
 /**
  * `vgpu-flip kiosk --run FILE`: present the configuration until SIGTERM/SIGINT (display restored,
- * exit 0). SIGHUP reloads: an invalid file is logged problem by problem and the running
- * configuration stays; a valid one replaces it (every output is brought up again). Logs are
- * JSON lines on stderr (--log-format text for people).
+ * exit 0). SIGHUP, or `vgpu-flip reload` on the control socket, reloads: an invalid file is logged
+ * problem by problem and the running configuration stays; a valid one replaces it (every output
+ * is brought up again). The control socket (src/kiosk/service.ts) answers status, screenshot and
+ * reload; systemd is notified (READY, STATUS, WATCHDOG, STOPPING) when $NOTIFY_SOCKET is set.
+ * Logs are pino JSON lines on stderr (--log-format pretty for people).
  */
-async function runKioskDaemon(file: string, logFormat: string | undefined, io: KioskIo): Promise<number> {
+async function runKioskDaemon(file: string, opts: KioskCheckOptions, io: KioskIo): Promise<number> {
   const { loadConfigFile, ConfigReadError } = await import('../../kiosk/load.js');
   const { formatProblem } = await import('../../kiosk/problems.js');
   const { KioskDaemon } = await import('../../kiosk/daemon.js');
-  const load = (): import('../../kiosk/load.js').LoadResult | null => {
+  const { createLogger, parseLogFormat } = await import('../../kiosk/logger.js');
+  const { KioskService } = await import('../../kiosk/service.js');
+  const load = (): import('../../kiosk/load.js').LoadResult | string => {
     try {
       return loadConfigFile(file);
     } catch (e) {
       if (!(e instanceof ConfigReadError)) throw e;
-      io.stderr(`vgpu-flip kiosk: ${e.message}\n`);
-      return null;
+      return e.message;
     }
   };
   const first = load();
-  if (!first) return KIOSK_EXIT.usage;
+  if (typeof first === 'string') {
+    io.stderr(`vgpu-flip kiosk: ${first}\n`);
+    return KIOSK_EXIT.usage;
+  }
   if (!first.ok) {
     for (const p of first.problems) io.stderr(formatProblem(p) + '\n');
     return KIOSK_EXIT.invalid;
   }
-  const format = logFormat ?? first.config.log.format;
-  const log = (level: string, msg: string, fields: Record<string, unknown> = {}): void => {
-    if (format === 'json') io.stderr(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
-    else io.stderr(`${level}: ${msg}\n`);
-  };
+  let format;
+  try {
+    format = parseLogFormat(opts.logFormat ?? (first.config.log.format === 'json' ? 'json' : 'pretty'));
+  } catch (e) {
+    io.stderr(`vgpu-flip kiosk: ${(e as Error).message}\n`);
+    return KIOSK_EXIT.usage;
+  }
+  const { log, setLevel } = createLogger(format, first.config.log.level, io.stderr);
   let daemon = new KioskDaemon(first.config, log);
   try {
     const r = daemon.start();
@@ -107,40 +117,58 @@ async function runKioskDaemon(file: string, logFormat: string | undefined, io: K
     log('error', `cannot start: ${(e as Error).message}`);
     return KIOSK_EXIT.invalid;
   }
-  return new Promise<number>((resolve) => {
-    let busy = false;
-    const stop = (sig: string): void => {
-      log('info', `${sig}: restoring the displays and exiting`, { event: 'stopping' });
-      void daemon.stop().then(() => {
-        process.off('SIGHUP', reload);
-        resolve(0);
-      });
-    };
-    const reload = (): void => {
-      if (busy) return;
-      busy = true;
+  let busy = false;
+  const reload = async (): Promise<import('../../kiosk/service.js').ReloadVerdict> => {
+    if (busy) return { applied: false, message: 'a reload is already under way', problems: [] };
+    busy = true;
+    try {
       const next = load();
-      if (!next || !next.ok) {
-        for (const p of next?.problems ?? []) log('error', `reload refused: ${formatProblem(p)}`, { event: 'reload-refused', line: p.line, column: p.column });
+      if (typeof next === 'string' || !next.ok) {
+        const problems = typeof next === 'string' ? [] : next.problems;
+        if (typeof next === 'string') log('error', `reload refused: ${next}`, { event: 'reload-refused' });
+        for (const p of problems) log('error', `reload refused: ${formatProblem(p)}`, { event: 'reload-refused', line: p.line, column: p.column });
         log('warn', 'reload refused: the running configuration stays', { event: 'reload-refused' });
-        busy = false;
-        return;
+        return {
+          applied: false,
+          message: typeof next === 'string' ? `reload refused: ${next}; the running configuration stays` : `reload refused: ${file} has ${problems.length} problem${problems.length === 1 ? '' : 's'}; the running configuration stays`,
+          problems: problems.map((p) => ({ line: p.line || null, column: p.column || null, path: p.path.join('.'), message: p.message, text: formatProblem(p) })),
+        };
       }
       log('info', 'reload: bringing the outputs up with the new configuration', { event: 'reload' });
-      void daemon.stop().then(() => {
-        daemon = new KioskDaemon(next.config, log);
-        try {
-          const r = daemon.start();
-          log('info', `ready: outputs ${r.outputs.join(', ') || '(none)'}`, { event: 'ready', ...r });
-        } catch (e) {
-          log('error', `reload failed: ${(e as Error).message}`, { event: 'reload-failed' });
-        }
-        busy = false;
-      });
+      await daemon.stop();
+      daemon = new KioskDaemon(next.config, log);
+      setLevel(next.config.log.level);
+      try {
+        const r = daemon.start();
+        log('info', `ready: outputs ${r.outputs.join(', ') || '(none)'}`, { event: 'ready', ...r });
+        return { applied: true, message: `reloaded ${file}: outputs ${r.outputs.join(', ') || '(none)'}; waiting for ${r.waiting.join(', ') || 'nothing'}`, problems: [] };
+      } catch (e) {
+        log('error', `reload failed: ${(e as Error).message}`, { event: 'reload-failed' });
+        return { applied: false, message: `reload failed: ${(e as Error).message}`, problems: [] };
+      }
+    } finally {
+      busy = false;
+    }
+  };
+  const service = new KioskService({ daemon: () => daemon, reload, log, socket: opts.controlSocket ?? first.config.control.socket });
+  try {
+    await service.start();
+  } catch (e) {
+    log('error', `cannot start: ${(e as Error).message}`, { event: 'control-failed' });
+    await service.stop();
+    await daemon.stop();
+    return KIOSK_EXIT.invalid;
+  }
+  return new Promise<number>((resolve) => {
+    const onHup = (): void => void service.reload();
+    const stop = (sig: string): void => {
+      log('info', `${sig}: restoring the displays and exiting`, { event: 'stopping' });
+      process.off('SIGHUP', onHup);
+      void service.stop().then(() => daemon.stop()).then(() => resolve(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', reload);
+    process.on('SIGHUP', onHup);
   });
 }
 
@@ -150,7 +178,8 @@ export function registerKiosk(program: Command): void {
     .description('kiosk mode: which VM planes go on which monitors: check a configuration, or run it')
     .option('--check <file>', 'validate this YAML configuration and print its plan per output')
     .option('--run <file>', 'present this configuration until SIGTERM (SIGHUP reloads it); logs on stderr')
-    .option('--log-format <f>', 'json or text (default: the configuration\'s log.format)')
+    .option('--log-format <f>', 'json (JSON lines, for the journal) or pretty (readable; text is the same); default: the configuration\'s log.format')
+    .option('--control-socket <path>', 'the control socket (default: the configuration\'s control.socket, /run/vgpu-flip/kiosk.sock)')
     .option('--schema-only', 'check only the file (schema and cross-field checks), no devices of this machine')
     .option('--json', 'JSON output for scripts: problems with line and column, the plan')
     .addHelpText(
