@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
 import { describeKernelError } from '../../binding/errors.js';
 import { DrmDevice } from '../../kms/index.js';
-import type { FlipEngine } from '../../flip/engine.js';
 import type { GuestPlaneKind, Placement } from '../../flip/planner.js';
 import { installExitHandlers, openSession, parsePosition, UsageError, type AssignOptions, type Session } from '../../flip/session.js';
 import { checkDrmNode } from '../../flip/session-checks.js';
@@ -9,6 +8,10 @@ import { publishAssignmentState } from '../../debugfs/assignment-state.js';
 import { describeLocator, waitForVmm } from '../../vfio/vmm.js';
 import { parseDuration, resolveVmmTarget } from './assign-target.js';
 import { checkScreenshotFile, parseScreenshotMethod, setupScreenshots } from './assign-screenshot.js';
+import { attachStatus } from './assign-status.js';
+import { checkLeaseOptions, openAssignLease, type AssignLease } from './assign-lease.js';
+
+export { attachStatus } from './assign-status.js';
 
 interface AssignCliOptions {
   vgpu: string[];
@@ -34,86 +37,13 @@ interface AssignCliOptions {
   duration?: string;
   cursorOrigin: string;
   loopbackGuest?: string;
+  lease?: string | boolean;
   screenshot?: string;
   screenshotMethod?: string;
   displayEvents?: boolean;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
-
-/** A status reporter: live line on a TTY, plain lines every few seconds otherwise, JSON lines with --json. */
-export function attachStatus(engine: FlipEngine, o: { json: boolean; tty: boolean; out: (s: string) => void; intervalMs?: number }): () => void {
-  const emitJson = (type: string, data: unknown): void =>
-    o.out(JSON.stringify({ type, time: new Date().toISOString(), ...(data as object) }, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v)) + '\n');
-  let lastFrames = 0;
-  let lastT = Date.now();
-  const line = (): string => {
-    const now = Date.now();
-    const fps = ((engine.stats.frames - lastFrames) * 1000) / Math.max(1, now - lastT);
-    lastFrames = engine.stats.frames;
-    lastT = now;
-    let flips = 0;
-    let copies = 0;
-    let bytes = 0;
-    for (const p of Object.values(engine.stats.planes)) {
-      flips += p.flips + p.moves;
-      copies += p.copies;
-      bytes += p.bytesCopied;
-    }
-    if (engine.path === 'drm_fb') return engine.drmFbStatus();
-    return `fps ${fps.toFixed(1)} | flips ${flips} | copies ${copies} (${(bytes / 1048576).toFixed(1)} MiB) | commits ${engine.stats.commits} | errors ${engine.stats.errors}`;
-  };
-  const offs: (() => void)[] = [];
-  const on = <E extends 'assigned' | 'not-ready' | 'fallback' | 'error' | 'recovered' | 'stopped'>(ev: E, fn: (e: never) => void): void => {
-    engine.on(ev, fn as never);
-    offs.push(() => engine.off(ev, fn as never));
-  };
-  const clearLine = (): void => {
-    if (o.tty && !o.json) o.out('\r\x1b[2K');
-  };
-  on('assigned', (e: Parameters<import('../../flip/events.js').EngineEvents['assigned']>[0]) => {
-    if (o.json) return emitJson('assigned', { layout: e.layout, paths: e.paths, explanation: e.explanation, modeset: e.modeset, reason: e.reason });
-    clearLine();
-    o.out(`assigned (${e.reason}):\n${e.explanation.map((l) => `  ${l}`).join('\n')}\n`);
-  });
-  on('not-ready', (e: { plane: string; action: string }) => {
-    if (o.json) return emitJson('not-ready', e);
-    clearLine();
-    o.out(`guest ${e.plane} plane not ready: ${e.action === 'wait' ? 'waiting for the guest' : e.action === 'blank' ? 'plane blanked' : 'keeping the last frame'}\n`);
-  });
-  on('fallback', (e: { plane: string; reason: string }) => {
-    if (o.json) return emitJson('fallback', e);
-    clearLine();
-    o.out(`guest ${e.plane}: falling back to the copy path: ${e.reason}\n`);
-  });
-  on('error', (e: { plane?: string; stage: string; message: string; count: number; kernel: unknown }) => {
-    if (o.json) return emitJson('error', e);
-    clearLine();
-    const msg = e.message.length > 600 ? `${e.message.slice(0, 600)}…` : e.message;
-    o.out(`error${e.plane ? ` (${e.plane})` : ''} in ${e.stage}${e.count > 1 ? ` (${e.count} in a row)` : ''}: ${msg}${(e as { fatal?: boolean }).fatal ? '' : '; retrying'}\n`);
-  });
-  on('recovered', (e: { plane?: string; stage: string; afterFailures: number }) => {
-    if (o.json) return emitJson('recovered', e);
-    clearLine();
-    o.out(`recovered${e.plane ? ` (${e.plane})` : ''}: ${e.stage} works again after ${e.afterFailures} failure(s)\n`);
-  });
-  on('stopped', (e: { message: string }) => {
-    if (o.json) return emitJson('stopped', e);
-    clearLine();
-    o.out(`${e.message.length > 600 ? `${e.message.slice(0, 600)}…` : e.message}\n`);
-  });
-  const interval = o.intervalMs ?? (o.tty && !o.json ? 500 : 5000);
-  const t = setInterval(() => {
-    if (o.json) emitJson('status', { stats: engine.stats, calls: engine.counter.snapshot() });
-    else if (o.tty) o.out(`\r\x1b[2K${line()}`);
-    else o.out(`${line()}\n`);
-  }, interval);
-  t.unref();
-  return () => {
-    clearInterval(t);
-    for (const f of offs) f();
-  };
-}
 
 export function registerAssign(program: Command): void {
   program
@@ -140,6 +70,7 @@ export function registerAssign(program: Command): void {
         .default('vfio'),
     )
     .option('--device <path>', 'DRM card node', '/dev/dri/card0')
+    .option('--lease [connector]', 'present on a connector leased from the running Wayland compositor (wp_drm_lease_v1; see `inspect --leases`), handed back on exit; the only one offered when none is named')
     .option('--json', 'machine-readable JSON lines')
     .addOption(new Option('--not-ready <policy>', 'when the guest plane goes away').choices(['keep', 'blank']).default('keep'))
     .option('--duration <seconds>', 'stop after this many seconds (default: until interrupted)')
@@ -151,7 +82,7 @@ export function registerAssign(program: Command): void {
     // libvirt's runtime folder
     .addOption(new Option('--loopback-guest <WxH>').hideHelp())
     .addOption(new Option('--libvirt-run-dir <dir>').hideHelp())
-    .action(async (opts: AssignCliOptions) => {
+    .action(async (opts: AssignCliOptions, cmd: Command) => {
       const out = (s: string): void => {
         process.stdout.write(s);
       };
@@ -216,6 +147,16 @@ export function registerAssign(program: Command): void {
       if (target.pid !== undefined) a.pid = target.pid;
       if (target.pidFd !== undefined) a.pidFd = target.pidFd;
       if (!opts.json) for (const c of target.checks) out(`check: ${c}\n`);
+      let lease: AssignLease | null = null;
+      if (opts.lease !== undefined) {
+        const cli = (k: string): boolean => cmd.getOptionValueSource(k) === 'cli';
+        checkLeaseOptions({ device: opts.device, deviceFromCli: cli('device'), crtc: opts.crtc, crtcFromCli: cli('crtc'), ...(opts.loopbackGuest ? { loopbackGuest: opts.loopbackGuest } : {}) });
+        lease = await openAssignLease(typeof opts.lease === 'string' ? opts.lease : undefined);
+        a.drmDevice = lease.drm;
+        a.device = lease.drm.path;
+        if (opts.json) emitJson('lease', { connector: lease.held.connector, device: lease.held.drmNode, driver: lease.held.driver, socket: lease.held.socket, checks: lease.checks });
+        else for (const c of lease.checks) out(`check: ${c}\n`);
+      }
       let stopGuest = (): void => undefined;
       let ownDrm: DrmDevice | null = null;
       if (opts.loopbackGuest) {
@@ -255,6 +196,7 @@ export function registerAssign(program: Command): void {
       } catch (e) {
         stopGuest();
         ownDrm?.close();
+        lease?.close();
         throw e;
       }
       const abort = new AbortController();
@@ -262,16 +204,20 @@ export function registerAssign(program: Command): void {
         async () => {
           abort.abort();
           await session?.close();
+          lease?.close();
         },
         (s) => process.stderr.write(`\n${s}\n`),
       );
       let everAssigned = false;
       let selfStopped: string | null = null;
       let reattached = 0;
+      let leaseEnded = false;
+      void lease?.ended.then(() => abort.abort());
       try {
         for (;;) {
           const s: Session = session!;
-          const r = await runOne(s, opts, a, deadline, out, emitJson);
+          const r = await runOne(s, opts, a, deadline, out, emitJson, lease?.ended);
+          leaseEnded = r.leaseEnded;
           everAssigned ||= r.assigned;
           selfStopped = r.stoppedBecause;
           if (!opts.wait || !s.vmm || r.stoppedBecause === null || !/the VMM .* exited/.test(r.stoppedBecause)) break;
@@ -320,10 +266,12 @@ export function registerAssign(program: Command): void {
         await (session as Session | null)?.close();
         stopGuest();
         ownDrm?.close();
+        lease?.close();
         removeHandlers();
       }
       const vmmExit = selfStopped !== null && /the VMM .* exited/.test(selfStopped);
-      if (!everAssigned || (selfStopped !== null && !vmmExit)) process.exitCode = 1;
+      // the VMM exiting and the compositor ending the lease are ends, not failures
+      if (!everAssigned || (selfStopped !== null && !vmmExit && !leaseEnded)) process.exitCode = 1;
       if (reattached && opts.json) emitJson('reattached', { count: reattached });
     });
 }
@@ -349,7 +297,8 @@ async function runOne(
   deadline: number | null,
   out: (s: string) => void,
   emitJson: (type: string, data: object) => void,
-): Promise<{ assigned: boolean; stoppedBecause: string | null }> {
+  leaseEnd?: Promise<string>,
+): Promise<{ assigned: boolean; stoppedBecause: string | null; leaseEnded: boolean }> {
   // the session line: which path and why, what was checked (before any `assigned` event)
   if (opts.json) {
     emitJson('session', {
@@ -362,9 +311,21 @@ async function runOne(
     });
   } else for (const c of session.checks) out(`check: ${c}\n`);
   let selfStopped: string | null = null;
-  const engineDone = session.done.then((why) => {
-    selfStopped = why;
-  });
+  let leaseEnded = false;
+  const engineDone = Promise.race([
+    session.done.then((why) => {
+      selfStopped = why;
+    }),
+    ...(leaseEnd
+      ? [
+          leaseEnd.then((why) => {
+            // the objects are no longer ours: nothing to restore, no errors of trying to report
+            selfStopped = why;
+            leaseEnded = true;
+          }),
+        ]
+      : []),
+  ]);
   const detach = attachStatus(session.engine, { json: !!opts.json, tty: !!process.stdout.isTTY, out });
   const published = publishAssignmentState(session.engine, { vgpu: session.uuid ?? a.vgpu ?? null, device: session.drm.path }); // for `vgpu-flip debugfs`
   const shots = setupScreenshots(session.engine, { ...(opts.screenshot !== undefined ? { file: opts.screenshot } : {}), method: parseScreenshotMethod(opts.screenshotMethod) }, (r) => {
@@ -387,6 +348,7 @@ async function runOne(
     }
   } finally {
     shots.dispose();
+    if (leaseEnded) detach();
     await session.close();
     detach();
     published.close();
@@ -399,5 +361,5 @@ async function runOne(
     if (stopped !== null) out(`\nvgpu-flip: stopped: ${stopped}\n`);
     out(`\nsummary: ${s.frames} frames, ${s.commits} commits, ${s.errors} errors${drmFb ? `\n${session.engine.drmFbStatus()}` : ''}\n`);
   }
-  return { assigned: !!session.engine.assignedLayout, stoppedBecause: stopped };
+  return { assigned: !!session.engine.assignedLayout, stoppedBecause: stopped, leaseEnded };
 }

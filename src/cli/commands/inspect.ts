@@ -10,7 +10,14 @@ export function registerInspect(program: Command): void {
     .option('-v, --verbose', 'list every format and modifier')
     .option('--probe', 'also open idle vGPUs\' VFIO groups to PROBE them (default: PROBE only vGPUs a VMM holds, through its fd; a VMM starting meanwhile would get EBUSY)')
     .option('--no-probe', 'PROBE no vGPU at all')
-    .action(async (opts: { json?: boolean; device?: string[]; verbose?: boolean; probe?: boolean }) => {
+    .option('--leases', 'instead: the connectors the running Wayland compositor offers for lease (wp_drm_lease_v1: $WAYLAND_DISPLAY, $XDG_RUNTIME_DIR)')
+    .action(async (opts: { json?: boolean; device?: string[]; verbose?: boolean; probe?: boolean; leases?: boolean }) => {
+      if (opts.leases) {
+        const { listLeases, renderLeaseListing, leaseListingJson } = await import('../../wayland/leases.js');
+        const listing = await listLeases();
+        process.stdout.write(opts.json ? leaseListingJson(listing) : renderLeaseListing(listing));
+        return;
+      }
       // loaded lazily so `vgpu-flip --help` works without the native addon
       const { collectInspect, inspectExitCode } = await import('../../inspect/collect.js');
       const report = collectInspect({

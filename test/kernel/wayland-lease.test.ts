@@ -1,0 +1,162 @@
+// `vgpu-flip inspect --leases` and `assign --lease` beside a real Wayland compositor (issue 12):
+// Debian's sway 1.7 on the rig's second display (virtio-gpu, 2 heads). Head 1 gets the HTC Vive
+// EDID as debugfs edid_override, so the kernel marks it non-desktop and sway offers it for lease
+// (wp_drm_lease_v1) while it drives head 0 as its desktop. vgpu-flip leases head 1 and shows a
+// vgpu-sim guest there (read back by QEMU screendump); SIGTERM hands the connector back (sway
+// offers it again); sway exiting ends the lease and vgpu-flip stops by itself with exit status 0.
+// Fails in CI without the second display or without sway.
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DrmDevice } from '../../src/kms/index.js';
+import { drawPattern, patternPixel } from '../../src/flip/pattern.js';
+import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-sim/index.js';
+import type { ModeInfo } from '../../src/binding/types.js';
+import { display2Card, display2CardOrUndefined, screendump } from './display2-helpers.js';
+import { sleep, waitFor } from './flip-helpers.js';
+import { setEdidOverride, startSway, viveEdid, type Sway } from './wayland-helpers.js';
+
+const ci = /^(1|true|yes)$/i.test(process.env['CI'] ?? '');
+const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
+
+interface Listing {
+  socket: string;
+  devices: { drmNode: string | null; driver: string | null; connectors: { name: string; description: string; connectorId: number }[] }[];
+}
+
+describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease beside sway on the second display', () => {
+  let card = '';
+  let desktop = '';
+  let leased = '';
+  let leasedId = 0;
+  let mode: ModeInfo | undefined;
+  let sway: Sway | null = null;
+  let inst: SimInstance | null = null;
+  let overridden = false;
+
+  const listLeases = (): Listing => {
+    const r = spawnSync(process.execPath, [bin, 'inspect', '--leases', '--json'], { env: sway!.env, encoding: 'utf8', timeout: 60_000 });
+    if (r.status !== 0) throw new Error(`inspect --leases failed (${r.status}): ${r.stderr}${r.stdout}`);
+    return JSON.parse(r.stdout) as Listing;
+  };
+  const offered = (): string[] => listLeases().devices.flatMap((d) => d.connectors.map((c) => c.name));
+
+  beforeAll(async () => {
+    card = display2Card();
+    const dev = DrmDevice.open(card);
+    try {
+      const heads = dev.snapshot().connectors.filter((c) => !c.writeback).sort((a, b) => a.id - b.id);
+      expect(heads.length).toBe(2);
+      desktop = heads[0]!.name;
+      leased = heads[1]!.name;
+      leasedId = heads[1]!.id;
+      setEdidOverride(card, leased, viveEdid());
+      overridden = true;
+      const c = dev.snapshot().connectors.find((x) => x.id === leasedId)!;
+      const nd = c.properties['non-desktop']?.value;
+      if (nd !== 1n) throw new Error(`${leased}: non-desktop is ${nd} after the Vive EDID override (the kernel did not apply the quirk)`);
+      // a mode the guest (vgpu_sim-small: up to 1920x1080) can fill
+      mode = c.modes.find((m) => m.hdisplay === 1024 && m.vdisplay === 768) ?? c.modes.find((m) => m.hdisplay <= 1920 && m.vdisplay <= 1080);
+      if (!mode) throw new Error(`${leased} has no mode up to 1920x1080: ${c.modes.map((m) => `${m.hdisplay}x${m.vdisplay}`).join(' ')}`);
+    } finally {
+      dev.close(); // sway must become DRM master of the card
+    }
+    sway = await startSway(card);
+    await waitFor(() => offered().includes(leased), 60_000, `sway to offer ${leased} for lease (sway log: ${sway.log().slice(-2000)})`);
+    inst = createSimInstance('vgpu_sim-small');
+  }, 180_000);
+
+  afterAll(async () => {
+    await sway?.stop();
+    inst?.remove();
+    if (overridden) setEdidOverride(card, leased, 'reset');
+  });
+
+  it('inspect --leases lists the non-desktop head with its DRM node, not the desktop head', () => {
+    const l = listLeases();
+    expect(l.socket).toBe(path.join(sway!.runtimeDir, sway!.display));
+    expect(l.devices.length).toBe(1);
+    expect(l.devices[0]!.drmNode).toBe(card);
+    expect(l.devices[0]!.driver).toBe('virtio_gpu');
+    expect(l.devices[0]!.connectors).toEqual([{ name: leased, description: expect.any(String), connectorId: leasedId }]);
+    const text = spawnSync(process.execPath, [bin, 'inspect', '--leases'], { env: sway!.env, encoding: 'utf8' });
+    expect(text.status).toBe(0);
+    expect(text.stdout).toContain(`Wayland compositor at ${l.socket}: 1 DRM lease device(s)`);
+    expect(text.stdout).toMatch(new RegExp(`^  ${leased}\\s+.+\\s+${leasedId}\\s+${card}\\s+virtio_gpu$`, 'm'));
+    expect(text.stdout).not.toContain(desktop);
+  });
+
+  /** start `assign --lease`, wait for its assignment */
+  const assign = async (t: number) => {
+    const W = mode!.hdisplay;
+    const H = mode!.vdisplay;
+    const g = new SimGuest(inst!.uuid);
+    g.setMode('primary', { fourcc: 'XR24', width: W, height: H });
+    g.writePixels(0, drawPattern(W, H, t));
+    g.flip('primary', 0);
+    const p = spawn(process.execPath, [bin, 'assign', '--lease', leased, '--vgpu', inst!.uuid, '--plane', 'primary', '--path', 'dmabuf', '--mode', `${W}x${H}`, '--json'], {
+      env: sway!.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+    const events = (): { type: string; [k: string]: unknown }[] =>
+      out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string });
+    await waitFor(() => events().some((e) => e.type === 'assigned') || p.exitCode !== null, 60_000, `the assignment on the lease (output: ${out})`);
+    if (p.exitCode !== null) throw new Error(`assign --lease exited ${p.exitCode}:\n${out}`);
+    return { p, exited, out: () => out, events, W, H };
+  };
+
+  const shows = async (head: number, W: number, H: number, t: number): Promise<void> => {
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const s = await screendump(head);
+      let bad = 0;
+      for (let y = 0; y < H; y += 9) for (let x = 0; x < W; x += 7) if (s.at(x, y) !== (patternPixel(x, y, W, H, t) & 0xffffff)) bad++;
+      if (bad === 0 && s.width === W && s.height === H) return;
+      if (Date.now() > end) throw new Error(`head ${head} does not show guest pattern ${t}: ${bad} sampled pixels differ (${s.width}x${s.height})`);
+      await sleep(250);
+    }
+  };
+
+  it('assign --lease shows the guest on the leased head while sway keeps its desktop; SIGTERM hands it back', async () => {
+    const a = await assign(61);
+    try {
+      const lease = a.events().find((e) => e.type === 'lease') as { connector: { name: string; connectorId: number }; device: string } | undefined;
+      expect(lease?.connector).toMatchObject({ name: leased, connectorId: leasedId });
+      expect(lease?.device).toBe(card);
+      await shows(1, a.W, a.H, 61);
+      // sway still runs and drives its own head
+      expect(sway!.proc.exitCode).toBeNull();
+      const outputs = sway!.ipc('get_outputs') as { name: string; active: boolean }[];
+      expect(outputs.map((o) => [o.name, o.active])).toEqual([[desktop, true]]);
+      // leased: no longer offered to anyone else
+      await waitFor(() => !offered().includes(leased), 30_000, `${leased} to leave the offer while leased`);
+      a.p.kill('SIGTERM');
+      expect(await a.exited, a.out()).toBe(143);
+      expect(a.out()).toContain('terminated: restoring the display');
+    } finally {
+      if (a.p.exitCode === null) a.p.kill('SIGKILL');
+    }
+    // handed back: offered again
+    await waitFor(() => offered().includes(leased), 30_000, `${leased} to be offered again after vgpu-flip exited`);
+    expect(sway!.proc.exitCode).toBeNull();
+  }, 180_000);
+
+  it('sway exiting ends the lease: vgpu-flip stops by itself, exit status 0, and says why', async () => {
+    const a = await assign(62);
+    try {
+      await shows(1, a.W, a.H, 62);
+      await sway!.stop();
+      const code = await Promise.race([a.exited, sleep(60_000).then(() => 'still running')]);
+      expect(code, a.out()).toBe(0);
+      const summary = a.events().find((e) => e.type === 'summary') as { stoppedBecause?: string } | undefined;
+      expect(summary?.stoppedBecause).toMatch(new RegExp(`^the lease of ${leased} ended with the connection to the compositor`));
+      expect(a.out()).not.toMatch(/"type":"error"/);
+    } finally {
+      if (a.p.exitCode === null) a.p.kill('SIGKILL');
+    }
+  }, 180_000);
+});
