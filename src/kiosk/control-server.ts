@@ -111,6 +111,9 @@ export class ControlServer {
 
   private onConnection(s: net.Socket): void {
     const sockPath = this.o.socket;
+    this.conns.add(s);
+    s.on('close', () => this.conns.delete(s));
+    s.on('error', () => s.destroy());
     let peer: Peer;
     try {
       peer = (this.o.peerOf ?? kernelPeer)(s);
@@ -125,13 +128,12 @@ export class ControlServer {
         event: 'control-refused', pid: peer.pid, uid: peer.uid, gid: peer.gid, groups: peer.groups,
       });
       s.end(encode({ ok: false, error: `permission denied: ${verdict.why}; the kiosk's control socket is for root and the group in control.group` }));
+      s.resume(); // read (and drop) what it sent, so that its close is seen
+      s.setTimeout(5000, () => s.destroy());
       return;
     }
-    this.conns.add(s);
     s.setEncoding('utf8');
     s.setTimeout(this.o.idleMs ?? 60_000, () => s.destroy());
-    s.on('close', () => this.conns.delete(s));
-    s.on('error', () => s.destroy());
     const split = new LineSplitter(MAX_REQUEST_BYTES);
     let chain = Promise.resolve();
     s.on('data', (chunk: string) => {
