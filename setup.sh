@@ -7,7 +7,9 @@ cd "$(dirname "$0")"
 
 say() { printf '[setup] %s\n' "$*"; }
 
-pkgs=(qemu-system-x86 busybox-static kmod cpio libdrm-dev pkg-config python3 make g++ xz-utils rsync patch wayland-protocols libwayland-dev)
+# sway: the real Wayland compositor of the lease test (test/kernel/wayland-lease.test.ts; the rig's VM
+# sees the host's packages over 9p)
+pkgs=(qemu-system-x86 busybox-static kmod cpio libdrm-dev pkg-config python3 make g++ xz-utils rsync patch wayland-protocols libwayland-dev sway)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -72,7 +72,7 @@ export async function listLeases(env: NodeJS.ProcessEnv = process.env): Promise<
 export function renderLeaseListing(l: LeaseListing): string {
   const rows = l.devices.flatMap((d) => d.connectors.map((c) => [c.name, c.description, c.connectorId, d.drmNode ?? '?', d.driver ?? '?']));
   let s = `Wayland compositor at ${l.socket}: ${l.devices.length} DRM lease device(s)\n`;
-  if (rows.length) s += renderTable(['CONNECTOR', 'DESCRIPTION', 'ID', 'DEVICE', 'DRIVER'], rows, { indent: 2 }) + '\n';
+  if (rows.length) s += renderTable(['CONNECTOR', 'DESCRIPTION', 'ID', 'DEVICE', 'DRIVER'], rows, { indent: 2 });
   else {
     const nodes = l.devices.map((d) => d.drmNode ?? '?').join(', ');
     s += `  no connector offered for lease (lease device${l.devices.length > 1 ? 's' : ''} on ${nodes}).\n  ${NON_DESKTOP_HINT}\n`;

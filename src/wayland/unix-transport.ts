@@ -3,12 +3,14 @@
 // readable (pollReadable), written at once and, when the socket buffer is full, again a few
 // milliseconds later. As libwayland does: a message's descriptors travel with its first byte,
 // and the descriptors of one recvmsg are delivered with that recvmsg's bytes.
+import { appendFileSync } from 'node:fs';
 import { hasCode, isKernelError } from '../binding/errors.js';
 import { native } from '../binding/index.js';
 import type { FdPoller } from '../binding/types.js';
 import { unixNative, type UnixSockAddon } from '../binding/unixsock.js';
 import { NoCompositorError, WaylandError } from './errors.js';
 import type { WaylandTransport } from './transport.js';
+import { hex } from './wire.js';
 
 /** what the transport needs of the addon (tests pass fakes) */
 export type UnixTransportApi = UnixSockAddon & { pollReadable(fd: number, cb: () => void): FdPoller; close(fd: number): void };
@@ -43,6 +45,8 @@ export class UnixTransport implements WaylandTransport {
   private poller: FdPoller | undefined;
   private dataHandler: ((bytes: Uint8Array, fds: number[]) => void) | undefined;
   private readonly closeHandlers: ((e?: Error) => void)[] = [];
+  /** every write and read as it happened (fixtures: test/fixtures/wayland-README.md) */
+  capture: ((dir: '>' | '<', bytes: Uint8Array, fds: number) => void) | undefined;
   /** received before onData was called */
   private early: { bytes: Uint8Array; fds: number[] }[] = [];
 
@@ -70,7 +74,14 @@ export class UnixTransport implements WaylandTransport {
         : '';
       throw new NoCompositorError(reason, socketPath, `cannot connect to ${socketPath}: ${e.code}${hint}`, { cause: e });
     }
-    return new UnixTransport(fd, socketPath, api);
+    const t = new UnixTransport(fd, socketPath, api);
+    // $VGPU_FLIP_WAYLAND_CAPTURE=FILE: append the exchange to FILE in the fixtures' format
+    const file = process.env['VGPU_FLIP_WAYLAND_CAPTURE'];
+    if (file) {
+      appendFileSync(file, `# connection to ${socketPath} (pid ${process.pid})\n`);
+      t.capture = (dir, bytes, fds) => appendFileSync(file, `${dir} ${hex(bytes)}\n${fds ? `# fds ${fds}\n` : ''}`);
+    }
+    return t;
   }
 
   send(bytes: Uint8Array, fds: readonly number[]): void {
@@ -101,6 +112,7 @@ export class UnixTransport implements WaylandTransport {
         }, SEND_RETRY_MS);
         return;
       }
+      this.capture?.('>', head.bytes.subarray(0, n), head.fds.length);
       if (n >= head.bytes.length) this.out.shift();
       else this.out[0] = { bytes: head.bytes.subarray(n), fds: [] };
     }
@@ -126,6 +138,7 @@ export class UnixTransport implements WaylandTransport {
         return;
       }
       const chunk = { bytes: new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength), fds: r.fds };
+      this.capture?.('<', chunk.bytes, chunk.fds.length);
       if (this.dataHandler) this.dataHandler(chunk.bytes, chunk.fds);
       else this.early.push(chunk);
     }
@@ -159,6 +172,7 @@ export class UnixTransport implements WaylandTransport {
     for (const head of this.out.splice(0)) {
       try {
         const n = this.api.unixSend(this.fd, head.bytes, head.fds);
+        if (n > 0) this.capture?.('>', head.bytes.subarray(0, n), head.fds.length);
         if (n < head.bytes.length) return;
       } catch {
         return;

@@ -6,6 +6,7 @@
 // offers it again); sway exiting ends the lease and vgpu-flip stops by itself with exit status 0.
 // Fails in CI without the second display or without sway.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DrmDevice } from '../../src/kms/index.js';
@@ -18,6 +19,8 @@ import { setEdidOverride, startSway, viveEdid, type Sway } from './wayland-helpe
 
 const ci = /^(1|true|yes)$/i.test(process.env['CI'] ?? '');
 const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
+/** the Wayland bytes of the first inspect and assign (for test/fixtures/wayland-lease-sway*.txt) */
+const capture = (name: string): string => path.join(import.meta.dirname, '..', '..', '.vm-out', `wayland-capture-${name}.txt`);
 
 interface Listing {
   socket: string;
@@ -34,8 +37,10 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
   let inst: SimInstance | null = null;
   let overridden = false;
 
-  const listLeases = (): Listing => {
-    const r = spawnSync(process.execPath, [bin, 'inspect', '--leases', '--json'], { env: sway!.env, encoding: 'utf8', timeout: 60_000 });
+  const listLeases = (captureTo?: string): Listing => {
+    if (captureTo) rmSync(captureTo, { force: true });
+    const env = captureTo ? { ...sway!.env, VGPU_FLIP_WAYLAND_CAPTURE: captureTo } : sway!.env;
+    const r = spawnSync(process.execPath, [bin, 'inspect', '--leases', '--json'], { env, encoding: 'utf8', timeout: 60_000 });
     if (r.status !== 0) throw new Error(`inspect --leases failed (${r.status}): ${r.stderr}${r.stdout}`);
     return JSON.parse(r.stdout) as Listing;
   };
@@ -73,7 +78,8 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
   });
 
   it('inspect --leases lists the non-desktop head with its DRM node, not the desktop head', () => {
-    const l = listLeases();
+    const l = listLeases(capture('inspect'));
+    expect(readFileSync(capture('inspect'), 'utf8')).toMatch(/^# fds 1$/m); // drm_fd came as a descriptor
     expect(l.socket).toBe(path.join(sway!.runtimeDir, sway!.display));
     expect(l.devices.length).toBe(1);
     expect(l.devices[0]!.drmNode).toBe(card);
@@ -87,7 +93,8 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
   });
 
   /** start `assign --lease`, wait for its assignment */
-  const assign = async (t: number) => {
+  const assign = async (t: number, captureTo?: string) => {
+    if (captureTo) rmSync(captureTo, { force: true });
     const W = mode!.hdisplay;
     const H = mode!.vdisplay;
     const g = new SimGuest(inst!.uuid);
@@ -95,7 +102,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
     g.writePixels(0, drawPattern(W, H, t));
     g.flip('primary', 0);
     const p = spawn(process.execPath, [bin, 'assign', '--lease', leased, '--vgpu', inst!.uuid, '--plane', 'primary', '--path', 'dmabuf', '--mode', `${W}x${H}`, '--json'], {
-      env: sway!.env,
+      env: captureTo ? { ...sway!.env, VGPU_FLIP_WAYLAND_CAPTURE: captureTo } : sway!.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -122,7 +129,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
   };
 
   it('assign --lease shows the guest on the leased head while sway keeps its desktop; SIGTERM hands it back', async () => {
-    const a = await assign(61);
+    const a = await assign(61, capture('assign'));
     try {
       const lease = a.events().find((e) => e.type === 'lease') as { connector: { name: string; connectorId: number }; device: string } | undefined;
       expect(lease?.connector).toMatchObject({ name: leased, connectorId: leasedId });

@@ -15,6 +15,8 @@ export interface AssignLease {
   checks: string[];
   /** resolves with the reason when the compositor ends the lease */
   ended: Promise<string>;
+  /** close the lease fd only (the lease ended: its objects are not ours to restore); idempotent */
+  drop(): void;
   /** close the lease fd and hand the lease back; idempotent */
   close(): void;
 }
@@ -58,10 +60,13 @@ export async function openAssignLease(connector: string | undefined): Promise<As
     drm,
     checks,
     ended,
+    drop(): void {
+      if (!drm.closed) drm.close();
+    },
     close(): void {
       if (closed) return;
       closed = true;
-      drm.close();
+      if (!drm.closed) drm.close();
       held.release();
     },
   };

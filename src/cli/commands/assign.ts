@@ -216,7 +216,7 @@ export function registerAssign(program: Command): void {
       try {
         for (;;) {
           const s: Session = session!;
-          const r = await runOne(s, opts, a, deadline, out, emitJson, lease?.ended);
+          const r = await runOne(s, opts, a, deadline, out, emitJson, lease ?? undefined);
           leaseEnded = r.leaseEnded;
           everAssigned ||= r.assigned;
           selfStopped = r.stoppedBecause;
@@ -297,7 +297,7 @@ async function runOne(
   deadline: number | null,
   out: (s: string) => void,
   emitJson: (type: string, data: object) => void,
-  leaseEnd?: Promise<string>,
+  lease?: Pick<AssignLease, 'ended' | 'drop'>,
 ): Promise<{ assigned: boolean; stoppedBecause: string | null; leaseEnded: boolean }> {
   // the session line: which path and why, what was checked (before any `assigned` event)
   if (opts.json) {
@@ -316,9 +316,9 @@ async function runOne(
     session.done.then((why) => {
       selfStopped = why;
     }),
-    ...(leaseEnd
+    ...(lease
       ? [
-          leaseEnd.then((why) => {
+          lease.ended.then((why) => {
             // the objects are no longer ours: nothing to restore, no errors of trying to report
             selfStopped = why;
             leaseEnded = true;
@@ -348,7 +348,12 @@ async function runOne(
     }
   } finally {
     shots.dispose();
-    if (leaseEnded) detach();
+    if (leaseEnded) {
+      // the compositor took the objects back: close the lease fd before stopping, so that
+      // stopping restores nothing (it only lets go of the guest)
+      detach();
+      lease?.drop();
+    }
     await session.close();
     detach();
     published.close();
