@@ -89,4 +89,6 @@ export interface EngineEvents {
   error: (e: EngineErrorEvent) => void;
   recovered: (e: RecoveredEvent) => void;
   stopped: (e: { restored: boolean; message: string }) => void;
+  /** a guest went away (its vGPU was removed) and its layers left the output; `empty`: none is left */
+  'guest-left': (e: { guest: string; why: string; empty: boolean }) => void;
 }

@@ -5,8 +5,12 @@
 // The daemon watches master and hotplug per device (display-watch.ts). stop() restores every
 // display as it was found and releases every kernel object; mdevs the daemon created are removed.
 //
-// Not here yet (see the issue): the control socket, sd_notify, idle placeholders (black,
-// colour, splash), VMs coming back (pid file / libvirt), reload as a diff.
+// While a VM is missing (not created yet, stopped, its mdev removed) its outputs show their idle
+// placeholder (black, a colour or a PNG splash: placeholder.ts) and the daemon looks for its
+// vGPU again every few seconds (a sysfs existence check, no ioctl); when it is back its layers
+// are added again. A vGPU that goes away is released at once (the guest owns its VFIO device),
+// so the kernel can finish removing it.
+// Not here yet (see the issue): domain/pidfile sources, reload as a diff.
 import { existsSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { native } from '../binding/index.js';
@@ -22,6 +26,9 @@ import { simFlipCounter } from '../flip/session-checks.js';
 import type { CrtcSnapshot, KmsSnapshot, ConnectorSnapshot } from '../kms/types.js';
 import { connectorCandidates, matchOutputs, type ConnectorCandidate } from './match.js';
 import type { KioskConfig, OutputConfig, VmConfig } from './model.js';
+import type { PlaceholderFill } from '../present/placeholder.js';
+import { readSplash } from './splash.js';
+
 
 export type LogFn = (level: 'error' | 'warn' | 'info' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -45,6 +52,13 @@ export class KioskDaemon {
   private readonly outputs = new Map<string, Output>();
   private readonly vfios: VfioDevice[] = [];
   private readonly created: string[] = [];
+  /** VMs whose vGPU is not there (yet, or any more): looked for again every retryMs */
+  private readonly waitingVms = new Map<string, { vm: VmConfig; said: string }>();
+  private retryTimer: NodeJS.Timeout | null = null;
+  /** how often a missing VM's vGPU is looked for (ms) */
+  retryMs = 2000;
+  /** the vGPU of each VM (create: the one the daemon made, made once) */
+  private readonly vmUuids = new Map<string, string>();
 
   constructor(
     readonly config: KioskConfig,
@@ -105,20 +119,21 @@ export class KioskDaemon {
       }
       t.add(crtc.id);
       const mode = modeRequest(o, c.connector);
-      const out = display.output({ crtcIndex: crtc.index, ...(mode ? { mode } : {}), notReady: o.idle.kind === 'keep-last-frame' ? 'keep' : 'blank' });
+      const placeholder = this.placeholderFor(o);
+      const out = display.output({ crtcIndex: crtc.index, ...(mode ? { mode } : {}), notReady: o.idle.kind === 'keep-last-frame' ? 'keep' : 'blank', ...(placeholder ? { placeholder } : {}) });
       this.watchOutput(o.name, out);
       this.outputs.set(o.name, out);
       this.log('info', `output ${o.name}: ${c.connector.name} on ${c.device}, CRTC ${crtc.index}${mode ? `, ${mode.width}x${mode.height}${mode.refresh ? `@${mode.refresh}` : ''}` : ''}`, { output: o.name, connector: c.connector.name, crtc: crtc.index });
     }
     const vms: string[] = [];
-    for (const vm of this.config.vms) if (this.startVm(vm)) vms.push(vm.name);
+    for (const vm of this.config.vms) {
+      if (this.startVm(vm)) vms.push(vm.name);
+    }
     for (const [name, out] of this.outputs) {
-      if (out.layers.length === 0) {
-        this.log('warn', `output ${name}: no VM layer to show`, { output: name });
-        continue;
-      }
+      if (out.layers.length === 0) this.log('warn', `output ${name}: no VM on screen yet; showing its idle placeholder`, { output: name });
       out.start();
     }
+    this.scheduleRetry();
     return { outputs: [...this.outputs.keys()], waiting: unmatched, vms };
   }
 
@@ -127,13 +142,61 @@ export class KioskDaemon {
     out.on('error', (e) => this.log(e.fatal ? 'error' : 'warn', `output ${name}: ${e.layer ?? e.plane ?? ''} ${e.stage}: ${e.message}`, { output: name, event: 'error', ...e }));
     out.on('not-ready', (e) => this.log('info', `output ${name}: ${e.layer ?? e.plane} not ready (${e.action})`, { output: name, event: 'not-ready', ...e }));
     out.on('fallback', (e) => this.log('warn', `output ${name}: ${e.layer ?? e.plane} ${e.from} -> ${e.to}: ${e.reason}`, { output: name, event: 'fallback', ...e }));
+    out.on('guest-left', (e) => {
+      const vm = this.config.vms.find((v) => {
+        const u = this.vmUuids.get(v.name);
+        return u !== undefined && e.guest.includes(u);
+      });
+      this.log('warn', `output ${name}: ${e.why}${e.empty ? '; showing its idle placeholder' : ''}`, { output: name, event: 'guest-left', ...e });
+      if (vm) this.waitFor(vm, `vm ${vm.name}: waiting for its vGPU ${this.vmUuids.get(vm.name)} to come back`);
+    });
+  }
+
+  /** What an output shows while its VMs are not on screen (keep-last-frame: black while a VM is missing). */
+  private placeholderFor(o: OutputConfig): PlaceholderFill | null {
+    const i = o.idle;
+    if (i.kind === 'color') return { kind: 'color', rgb: i.rgb };
+    if (i.kind === 'splash') {
+      try {
+        return { kind: 'image', ...readSplash(i.path) };
+      } catch (e) {
+        this.log('error', `output ${o.name}: splash ${i.path}: ${(e as Error).message}; showing black instead`, { output: o.name });
+      }
+    }
+    return { kind: 'color', rgb: 0 };
+  }
+
+  /** Look for a missing VM's vGPU again later; `said` is logged once per state. */
+  private waitFor(vm: VmConfig, said: string): void {
+    const w = this.waitingVms.get(vm.name);
+    if (w?.said !== said) this.log('info', said, { vm: vm.name, event: 'vm-waiting' });
+    this.waitingVms.set(vm.name, { vm, said });
+    const v = this.vfios.findIndex((x) => x.uuid === this.vmUuids.get(vm.name));
+    if (v >= 0) this.vfios.splice(v, 1); // its guest closed it when it left
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.waitingVms.size === 0 || this.outputs.size === 0) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      for (const [name, { vm }] of [...this.waitingVms]) {
+        const uuid = this.vmUuids.get(name);
+        if (uuid && !existsSync(`/sys/bus/mdev/devices/${uuid}`)) continue; // still missing: nothing to try
+        this.waitingVms.delete(name);
+        if (this.startVm(vm)) this.log('info', `vm ${vm.name}: its vGPU is back; its layers are planned on the next frame`, { vm: vm.name, event: 'vm-back' });
+      }
+      this.scheduleRetry();
+    }, this.retryMs);
   }
 
   /** The VM's vGPU (owned, or created), its display path, its layers on their outputs. */
   private startVm(vm: VmConfig): boolean {
     let uuid: string;
     const s = vm.source;
-    if (s.kind === 'mdev') uuid = s.uuid;
+    const known = this.vmUuids.get(vm.name);
+    if (known) uuid = known; // coming back: a created vGPU is never created twice
+    else if (s.kind === 'mdev') uuid = s.uuid;
     else if (s.kind === 'create') {
       uuid = s.uuid ?? randomUUID();
       const f = `/sys/class/mdev_bus/${s.parent}/mdev_supported_types/${s.type}/create`;
@@ -148,9 +211,14 @@ export class KioskDaemon {
       this.log('error', `vm ${vm.name}: ${s.kind} sources (a VMM's device fd) are not supported by the daemon yet; use mdev: or create:`, { vm: vm.name });
       return false;
     }
+    this.vmUuids.set(vm.name, uuid);
     const layers = vm.layers.filter((l) => this.outputs.has(l.output));
     if (layers.length === 0) {
       this.log('warn', `vm ${vm.name}: none of its outputs is connected; not opened`, { vm: vm.name });
+      return false;
+    }
+    if (!existsSync(`/sys/bus/mdev/devices/${uuid}`)) {
+      this.waitFor(vm, `vm ${vm.name}: its vGPU ${uuid} does not exist (yet); its outputs show their idle placeholder until it does`);
       return false;
     }
     let vfio: VfioDevice;
@@ -168,7 +236,7 @@ export class KioskDaemon {
       return false;
     }
     const flipCount = simFlipCounter(uuid);
-    const guest = new Guest(new VfioGuestSource(vfio, this.devices.values().next().value!.display.api), {
+    const guest = new Guest(new VfioGuestSource(vfio, this.devices.values().next().value!.display.api, { owned: true }), {
       path,
       ...(flipCount ? { flipCount } : {}),
       gone: () => (existsSync(`/sys/bus/mdev/devices/${uuid}`) ? null : `vGPU ${uuid} of vm ${vm.name} was removed`),
@@ -187,6 +255,9 @@ export class KioskDaemon {
 
   /** Restore every display, release every kernel object, remove created mdevs. Idempotent. */
   async stop(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.waitingVms.clear();
     for (const { display } of this.devices.values()) await display.stop();
     for (const v of this.vfios.splice(0)) if (!v.closed) v.close();
     for (const { dev } of this.devices.values()) dev.close();

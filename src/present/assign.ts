@@ -15,6 +15,7 @@ import type { Layer } from './layer.js';
 import { describeMode } from './mode.js';
 import type { Output } from './output.js';
 import type { Presentable } from './sources/types.js';
+import { dropPlaceholder } from './placeholder.js';
 
 /** The request for a layout: mode (when a modeset is due), connector routing, planes off, layers. */
 function buildRequest(out: Output, layout: Layout, fbs: Map<string, number>, modeset: boolean): AtomicRequest {
@@ -153,6 +154,7 @@ export function assignLayers(out: Output, reason: string): void {
   }
   out.commitStreak.ok();
   out.display.watch?.commitSucceeded();
+  dropPlaceholder(out); // the commit turned its plane off or put a layer on it
   out.needModeset = false;
   out.layout = chosen;
   for (const g of out.guests) g.assigned();

@@ -1,10 +1,11 @@
 // Putting guests on outputs: a guest's planes become layers of an output, each with the source
-// its guest's display path calls for.
+// its guest's display path calls for; a guest that went away leaving.
 import type { Guest } from './guest.js';
 import { Layer, type LayerRequest } from './layer.js';
 import type { Output } from './output.js';
 import { createSource } from './sources/index.js';
 import { newPlaneStats } from './stats.js';
+import { placeIdle } from './placeholder.js';
 
 export interface AddGuestOptions {
   /** framebuffers kept per guest plane (DMABUF, default 8) */
@@ -49,4 +50,29 @@ export function removeGuest(out: Output, g: Guest): void {
     delete out.stats.planes[l.name];
   }
   g.close();
+}
+
+/**
+ * A guest that went away (its gone() check says why) leaves the output. When it was the only
+ * guest and the output has no placeholder, the output stops and restores the display (true);
+ * otherwise its layers come off and, when none is left, the placeholder shows.
+ */
+export function dropGoneGuest(out: Output, nowUs: number): boolean {
+  for (const g of out.guests) {
+    const why = g.gone(nowUs);
+    if (!why) continue;
+    out.stats.errors++;
+    const only = out.guests.length === 1 && !out.opts.placeholder;
+    out.report({ stage: 'guest', error: new Error(`${why}: ${only ? 'stopping and restoring the display' : 'its layers are taken off the screen'}`), count: 1, fatal: only });
+    if (only) {
+      void out.stop();
+      return true;
+    }
+    removeGuest(out, g);
+    const empty = out.layers.length === 0;
+    if (empty) placeIdle(out);
+    out.emit('guest-left', { guest: g.label, why, empty });
+    return false;
+  }
+  return false;
 }

@@ -30,15 +30,25 @@ export interface GuestSource {
   gone?(): string | null;
   /** the vGPU's display event (an eventfd at its display IRQ), attached; null: it has none */
   attachDisplayEvents?(): DisplayIrq | null;
+  /** the guest leaves: release what the source owns (an owned VFIO device is closed) */
+  close?(): void;
 }
 
-/** GuestSource over a VFIO device fd, through the (counted) addon. */
+/**
+ * GuestSource over a VFIO device fd, through the (counted) addon. `owned`: the guest owns the
+ * device and closes it when it leaves (removeGuest), which is what lets the kernel finish
+ * removing an mdev: its removal waits until every fd of the device is closed.
+ */
 export class VfioGuestSource implements GuestSource {
   private locator: VideoMemoryLocator | null | undefined;
   constructor(
     private readonly vfio: VfioDevice,
     private readonly api: NativeAddon,
+    private readonly opts: { owned?: boolean } = {},
   ) {}
+  close(): void {
+    if (this.opts.owned) this.vfio.close();
+  }
   get label(): string {
     return this.vfio.label;
   }
@@ -199,5 +209,6 @@ export class Guest {
     this.poller = null;
     this.events?.close();
     this.events = null;
+    this.source.close?.();
   }
 }

@@ -17,10 +17,11 @@ import type { Guest } from './guest.js';
 import type { Layer } from './layer.js';
 import { lookLayer, type FramePlane, type LookHost } from './look.js';
 import { chooseMode, connectorFor, modeAgain, type ModeRequest } from './mode.js';
-import { removeGuest } from './compose.js';
+import { dropGoneGuest } from './compose.js';
 import { newEngineStats, type EngineStats } from './stats.js';
 import { assignLayers } from './assign.js';
 import { commitFrame, type PendingFrame } from './frame.js';
+import { dropPlaceholder, placeIdle, type PlaceholderFill, type ShownPlaceholder } from './placeholder.js';
 
 export interface OutputOptions {
   crtcIndex: number;
@@ -31,6 +32,12 @@ export interface OutputOptions {
   reportAfter?: number;
   /** DRM_FB layers only: how often to look (ms, default 100) */
   watchIntervalMs?: number;
+  /**
+   * what the output shows while none of its guests is on screen (placeholder.ts). With it the
+   * output starts without layers and keeps running when its last guest goes away; without it
+   * the last guest going away stops the output and restores the display.
+   */
+  placeholder?: PlaceholderFill;
 }
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -55,6 +62,8 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
   planFailureReported = '';
   guestModeDone = false;
   periodUs = 16667;
+  /** the idle placeholder on screen, null when it is not */
+  placeholder: ShownPlaceholder | null = null;
   private saved: SavedKmsState | null = null;
   private pending: PendingFrame | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -104,7 +113,7 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
    */
   start(): void {
     if (this.running) return;
-    if (this.layers.length === 0) throw new Error('no guest plane to assign (use --plane primary and/or --plane cursor)');
+    if (this.layers.length === 0 && !this.opts.placeholder) throw new Error('no guest plane to assign (use --plane primary and/or --plane cursor)');
     const snap = this.display.snapshot;
     const crtc = snap.crtcs.find((c) => c.index === this.opts.crtcIndex);
     if (!crtc) {
@@ -120,6 +129,7 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
     this.unsubscribe = this.display.dev.onEvent('flip', (e) => this.onFlip(e));
     this.lastVblankUs = nowUs();
     this.listenToGuests();
+    placeIdle(this);
     this.tick();
   }
 
@@ -213,6 +223,7 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
     }
     for (const l of this.layers) for (const err of l.source.release()) this.report({ layer: l, stage: 'cleanup', error: err, count: 1, fatal: false });
     for (const g of this.guests) g.close();
+    dropPlaceholder(this);
     this.modeBlob?.destroy();
     this.modeBlob = null;
     this.emit('stopped', { restored, message });
@@ -339,20 +350,9 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
     if (counts.length && counts.every((n) => n !== null)) this.stats.guestFlips = counts.reduce((a, b) => a! + b!, 0);
   }
 
-  /** A guest that went away: its layers leave; fatal when it was the only guest (stop and restore). */
+  /** A guest that went away leaves (compose.ts); true when the output stopped for it. */
   private checkGone(): boolean {
-    const now = nowUs();
-    for (const g of this.guests) {
-      const why = g.gone(now);
-      if (!why) continue;
-      this.stats.errors++;
-      const only = this.guests.length === 1;
-      this.report({ stage: 'guest', error: new Error(`${why}: ${only ? 'stopping and restoring the display' : 'its layers are taken off the screen'}`), count: 1, fatal: only });
-      if (only) void this.stop();
-      else removeGuest(this, g);
-      return only;
-    }
-    return false;
+    return dropGoneGuest(this, nowUs());
   }
 
   newRequest(): AtomicRequest {

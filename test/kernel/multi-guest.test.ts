@@ -2,8 +2,8 @@
 // plus one guest's cursor, in ONE atomic commit per vblank; one guest resetting never stalls
 // the other; buffers, fds and framebuffers come back to their starting counts. Pixels are read
 // back through vkms' writeback connector. Fails (does not skip) when vkms or vgpu-sim is missing.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -145,17 +145,19 @@ describe('two guests on one output', () => {
     const atReset = bFrames.length;
     await waitFor(() => notReady.length > 0, 5000, 'guest A not ready');
     expect(notReady).toEqual(['a/primary:keep']);
-    await sleep(1000);
-    const duringReset = bFrames.length - atReset;
-    expect(duringReset).toBeGreaterThanOrEqual(10); // B went on while A was down
+    // B goes on while A is down: ten more frames of B, however fast TCG runs, with A still not ready
+    await waitFor(() => bFrames.length - atReset >= 10, 20_000, `guest B's frames while A is down (${bFrames.length - atReset})`);
     // A comes back with the same mode (as after a reboot): its plane shows again (the same shape
     // needs no new plan: the buffer is flipped to, or is the same one), B still on screen
     A.setPrimary(W / 2, H);
     A.presentPrimary(drawPattern(W / 2, H, 7));
-    await sleep(300);
+    const leftOk = async (): Promise<{ mismatches: number; first: unknown }> =>
+      compareRegion(await e.capture(), 0, 0, W / 2, H, (x, y) => patternPixel(x, y, W / 2, H, 7));
+    for (let end = Date.now() + 20_000; (await leftOk()).mismatches !== 0; await sleep(100)) {
+      if (Date.now() > end) throw new Error(`guest A's new frame not on screen 20 s after it came back: ${JSON.stringify((await leftOk()).first)}`);
+    }
     const atBack = bFrames.length;
-    await sleep(500);
-    expect(bFrames.length - atBack).toBeGreaterThanOrEqual(5);
+    await waitFor(() => bFrames.length - atBack >= 5, 20_000, `guest B's frames after A came back (${bFrames.length - atBack})`);
     flipping = false;
     await sleep(200);
     const f = await e.capture();
@@ -185,6 +187,79 @@ describe('two guests on one output', () => {
     expect(e.stats.planes['a/primary']!.imports + e.stats.planes['b/primary']!.imports).toBeLessThanOrEqual(6); // 3 buffers each, imported once
     A.disable();
     B.disable();
+    await sleep(100);
+    expect(leakSnapshot(card)).toEqual(before);
+  });
+
+  it('a guest whose mdev is removed leaves the output (its plane off, its fds closed so the removal finishes); the other guest keeps presenting', async () => {
+    const before = leakSnapshot(card);
+    const half = W / 2;
+    // guest C: an instance of its own (removed by this test), on the right; guest A on the left
+    const C = new SimGuestDriver(createSimMdev(), false);
+    let removal: ReturnType<typeof spawn> | null = null;
+    try {
+      A.setPrimary(half, H);
+      A.presentPrimary(drawPattern(half, H, 1));
+      C.setPrimary(half, H);
+      C.presentPrimary(drawPattern(half, H, 5));
+      const e = new FlipEngine({ drm: dev, vfio: A.vfio, crtcIndex: 0, planes: [{ kind: 'primary', name: 'a/primary', z: 0, placement: { kind: 'position', x: 0, y: 0 } }] });
+      engines.push(e);
+      const mdev = `/sys/bus/mdev/devices/${C.uuid}`;
+      const gC = new Guest(new VfioGuestSource(C.vfio, e.display.api, { owned: true }), {
+        path: 'dmabuf',
+        gone: () => (existsSync(mdev) ? null : `vGPU ${C.uuid} was removed`),
+      });
+      addGuest(e, gC, [{ kind: 'primary', name: 'c/primary', z: 3, placement: { kind: 'position', x: half, y: 0 } }]);
+      const errors: EngineErrorEvent[] = [];
+      e.on('error', (x) => errors.push(x));
+      const aFrames: number[] = [];
+      let flipping = true;
+      e.on('frame', (f) => {
+        if (f.layer !== 'a/primary' || f.sequence === 0) return;
+        aFrames.push(f.sequence);
+        if (flipping) A.flipPrimary();
+      });
+      e.start();
+      await waitFor(() => (e.assignedLayout?.assignments.length ?? 0) === 2, 15_000, `both guests assigned (${e.whyNotAssigned()})`);
+      A.flipPrimary();
+      await waitFor(() => aFrames.length >= 3, 10_000, 'guest A flipping');
+      const shown = await e.capture();
+      expect(compareRegion(shown, half, 0, half, H, (x, y) => patternPixel(x, y, half, H, 5)).mismatches).toBe(0);
+      const cPlane = e.assignedLayout!.assignments.find((x) => x.layer === 'c/primary')!.planeId;
+
+      // the removal waits for every fd of the device to close: run it in another process
+      removal = spawn('sh', ['-c', `echo 1 > ${mdev}/remove`], { stdio: 'ignore' });
+      const removed = new Promise<number | null>((res) => removal!.on('exit', res));
+      await waitFor(() => errors.some((x) => x.stage === 'guest'), 20_000, 'the guest-gone report');
+      expect(errors.map((x) => `${x.stage}: ${x.message}`)).toEqual([expect.stringMatching(new RegExp(`^guest: vGPU ${C.uuid} was removed: its layers are taken off the screen`))]);
+      expect(errors[0]!.fatal).toBe(false);
+      expect(await Promise.race([removed, sleep(20_000).then(() => 'still blocked after 20 s')])).toBe(0);
+      expect(C.vfio.closed).toBe(true);
+      expect(existsSync(mdev)).toBe(false);
+      expect(e.layers.map((l) => l.name)).toEqual(['a/primary']);
+      expect(Object.keys(e.stats.planes)).toEqual(['a/primary']);
+      // the plane that showed C is off; A goes on presenting
+      const plane = dev.snapshot().planes.find((p) => p.id === cPlane)!;
+      expect(plane.fbId).toBe(0);
+      const atGone = aFrames.length;
+      await waitFor(() => aFrames.length - atGone >= 5, 20_000, `guest A's frames after C left (${aFrames.length - atGone})`);
+      flipping = false;
+      await sleep(200);
+      A.presentPrimary(drawPattern(half, H, 9));
+      let after = await e.capture();
+      for (const end = Date.now() + 20_000; compareRegion(after, 0, 0, half, H, (x, y) => patternPixel(x, y, half, H, 9)).mismatches !== 0; after = await e.capture()) {
+        if (Date.now() > end) throw new Error("guest A's last frame not on screen within 20 s of C leaving");
+        await sleep(100);
+      }
+      expect(compareRegion(after, half, 0, half, H, (x, y) => patternPixel(x, y, half, H, 5)).mismatches).toBeGreaterThan(half * H / 2); // C is not on screen
+      expect(errors).toHaveLength(1);
+      await e.stop();
+      engines.splice(engines.indexOf(e), 1);
+    } finally {
+      C.close();
+      if (removal && removal.exitCode === null) removal.kill();
+    }
+    A.disable();
     await sleep(100);
     expect(leakSnapshot(card)).toEqual(before);
   });

@@ -111,6 +111,10 @@ mdev_create() { # type uuid
 # every 20 s the kernel log, every process' state and wait channel, and the kernel stacks of
 # those in D state, into the job folder on the host (live-*.txt)
 echo 60 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+# Backtraces reach the serial console: the kernel prints them (soft lockup, hung task, sysrq,
+# WARN) at the default message level, which loglevel=3 hides; give the default level 2 (shown)
+# while every message with a level of its own (pr_info, pr_warn, DRM_ERROR) stays as quiet.
+echo "3 2 1 7" >/proc/sys/kernel/printk 2>/dev/null
 # A test process whose threads keep the same kernel stacks for a minute (outside the idle
 # waits) is hung: the kernel's own dumps of every CPU's backtrace and of the blocked tasks
 # (sysrq l, w) go to the serial console, which reaches the host through QEMU's stdout even when

@@ -229,7 +229,7 @@ if [ -t 1 ]; then CONSOLE_TTY=1; COLS=$(tput cols 2>/dev/null || echo 120); ROWS
 
 # ---------------------------------------------------------------- boot
 CACHE_MODE=${VGPU_FLIP_9P_CACHE:-loose}
-APPEND="console=ttyS0 quiet loglevel=3 panic=1 mitigations=off ${FBDEV_ARG}vgpuflip.out=$(printf '%s' "$OUT" | base64 -w0) vgpuflip.job=$JOB vgpuflip.cache=$CACHE_MODE"
+APPEND="console=ttyS0 quiet loglevel=3 panic=1 softlockup_panic=1 softlockup_all_cpu_backtrace=1 mitigations=off ${VGPU_FLIP_VM_APPEND:+$VGPU_FLIP_VM_APPEND }${FBDEV_ARG}vgpuflip.out=$(printf '%s' "$OUT" | base64 -w0) vgpuflip.job=$JOB vgpuflip.cache=$CACHE_MODE"
 # qboot (from qemu-system-data) boots straight into the kernel and prints nothing; SeaBIOS otherwise
 BIOS=(); [ -f /usr/share/qemu/qboot.rom ] && BIOS=(-bios /usr/share/qemu/qboot.rom)
 QEMU=(qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 -nographic -no-reboot -nic none -vga none
