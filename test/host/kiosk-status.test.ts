@@ -10,16 +10,16 @@ import { renderStatus, statusLine } from '../../src/kiosk/status-render.js';
 import { createLogger, parseLogFormat, prettyLine } from '../../src/kiosk/logger.js';
 import type { KioskConfig } from '../../src/kiosk/model.js';
 
-function fakeOutput(): Output & { paused: boolean } {
-  const e = new EventEmitter() as unknown as Output & { paused: boolean };
+function fakeOutput(): Output & { hold: boolean } {
+  const e = new EventEmitter() as unknown as Output & { hold: boolean };
   const layer = {
     name: 'sign/primary', kind: 'primary', guest: { path: 'dmabuf' }, view: { copyMode: false }, readyNow: true, stats: newPlaneStats(),
   };
   Object.assign(e, {
-    stats: newEngineStats(), layers: [layer], running: true, paused: false, connector: { name: 'Virtual-2' }, display: { dev: { path: '/dev/dri/card1' } },
+    stats: newEngineStats(), layers: [layer], running: true, hold: false, connector: { name: 'Virtual-2' }, display: { dev: { path: '/dev/dri/card1' } },
     opts: { crtcIndex: 0 }, mode: { hdisplay: 1024, vdisplay: 768, vrefresh: 60 }, lastAssigned: null,
   });
-  Object.defineProperty(e, 'isPaused', { get: () => e.paused });
+  Object.defineProperty(e, 'isPaused', { get: () => e.hold });
   return e;
 }
 
@@ -58,7 +58,7 @@ describe('StatusTracker', () => {
     });
     expect(r.outputs[1]).toMatchObject({ name: 'lobby', state: 'no-monitor', layers: [] });
     expect(r.vms).toEqual([{ name: 'sign', source: 'mdev u (owned)', layersOnScreen: 1 }, { name: 'spare', source: 'mdev v (owned)', layersOnScreen: 0 }]);
-    out.paused = true;
+    out.hold = true;
     expect(t.report(config, presenting).outputs[0]!.state).toBe('paused');
   });
 
@@ -71,9 +71,9 @@ describe('StatusTracker', () => {
     out.stats.ticks += 3;
     expect(t.progressed(entries())).toEqual({ ok: true, stuck: [] });
     expect(t.progressed(entries()).ok).toBe(false); // wedged: no tick since
-    out.paused = true;
+    out.hold = true;
     expect(t.progressed(entries()).ok).toBe(true);
-    out.paused = false;
+    out.hold = false;
     out.running = false;
     expect(t.progressed(entries()).ok).toBe(true);
   });

@@ -10,7 +10,7 @@
 //    is served; with CAP_DAC_OVERRIDE past the mode it is refused by SO_PEERCRED and logged
 //  - WATCHDOG=1 keeps coming; SIGTERM sends STOPPING=1 and exits 0
 // Fails in CI without the second display.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,7 @@ import { drawPattern, patternPixel } from '../../src/flip/pattern.js';
 import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-sim/index.js';
 import { display2Card, display2CardOrUndefined } from './display2-helpers.js';
 import { waitFor } from './flip-helpers.js';
+import { request } from '../../src/kiosk/control-client.js';
 
 const ci = /^(1|true|yes)$/i.test(process.env['CI'] ?? '');
 const W = 1024;
@@ -39,12 +40,25 @@ const RECEIVER = [
   '    print(json.dumps(s.recv(65536).decode()), flush=True)',
 ].join('\n');
 
-function cli(args: string[], as?: string[]): { status: number | null; stdout: string; stderr: string } {
+/** the CLI as a user runs it (async: the test's guest keeps flipping meanwhile) */
+function cli(args: string[], as?: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const cmd = as ? 'setpriv' : process.execPath;
   const argv = as ? [...as, process.execPath, bin, ...args] : [bin, ...args];
-  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  return new Promise((resolve) => {
+    const c = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => c.kill('SIGKILL'), 120_000);
+    c.on('close', (status) => {
+      clearTimeout(t);
+      resolve({ status, stdout, stderr });
+    });
+  });
 }
+
+const step = (s: string): void => console.error(`[kiosk-control] ${new Date().toISOString()} ${s}`);
 
 describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk control socket, sd_notify and logs', () => {
   let inst: SimInstance | null = null;
@@ -125,6 +139,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk control s
     const events = (): { event?: string; msg: string; level: string; line?: number; uid?: number; pid?: number }[] =>
       err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg: string; level: string });
     try {
+      step('daemon started');
       // READY=1 once the output is up: the STATUS= sent with it says the layer is on screen
       await waitFor(() => notes().some((m) => m.includes('READY=1')), 60_000, `READY=1 (notify: ${JSON.stringify(notes())}; log: ${err})`);
       const ready = notes().find((m) => m.includes('READY=1'))!;
@@ -142,27 +157,40 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk control s
 
       // status --json: the output and its layer, frames increasing
       type Status = { outputs: { name: string; state: string; connector: string; frames: number; layers: { name: string; vm: string; plane: string; path: string; frames: number; fps: number; latencyMs: unknown }[] }[] };
-      const status = (): Status => {
-        const r = cli(['status', '--json', '--socket', sock]);
-        expect(r.status, r.stderr).toBe(0);
-        return JSON.parse(r.stdout) as Status;
+      // the CLI once; polling through the same client in-process (a CLI start takes seconds under TCG)
+      step('status --json');
+      const j = await cli(['status', '--json', '--socket', sock]);
+      expect(j.status, j.stderr).toBe(0);
+      const s1 = JSON.parse(j.stdout) as Status;
+      let polled: Status = s1;
+      const poll = async (): Promise<Status> => {
+        const r = await request(sock, { cmd: 'status' });
+        if (!r.ok || r.cmd !== 'status') throw new Error(`status: ${JSON.stringify(r)}`);
+        return (polled = r.status as Status);
       };
-      const s1 = status();
+      const until = async (cond: (s: Status) => boolean, ms: number, what: string): Promise<void> => {
+        const end = Date.now() + ms;
+        while (!cond(await poll())) {
+          if (Date.now() > end) throw new Error(`${what}: last status ${JSON.stringify(polled)}`);
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      };
       expect(s1.outputs).toHaveLength(1);
       expect(s1.outputs[0]).toMatchObject({ name: 'wall', state: 'presenting', connector: head0 });
       expect(s1.outputs[0]!.layers[0]).toMatchObject({ name: 'sign/primary', vm: 'sign', plane: 'primary', path: 'dmabuf' });
-      let s2 = status();
-      await waitFor(() => (s2 = status()).outputs[0]!.layers[0]!.frames > s1.outputs[0]!.layers[0]!.frames + 5, 30_000, 'frames increasing');
-      expect(s2.outputs[0]!.frames).toBeGreaterThan(s1.outputs[0]!.frames);
-      await waitFor(() => status().outputs[0]!.layers[0]!.fps > 0, 10_000, 'a frame rate');
-      const table = cli(['status', '--socket', sock]);
+      await until((s) => s.outputs[0]!.layers[0]!.frames > s1.outputs[0]!.layers[0]!.frames + 5, 30_000, 'layer frames increasing');
+      expect(polled.outputs[0]!.frames).toBeGreaterThan(s1.outputs[0]!.frames);
+      await until((s) => s.outputs[0]!.layers[0]!.fps > 0, 10_000, 'a frame rate');
+      step('status (table)');
+      const table = await cli(['status', '--socket', sock]);
       expect(table.status, table.stderr).toBe(0);
       expect(table.stdout).toMatch(/output wall \(.*CRTC \d+, 1024x768@\d+\): presenting/);
       expect(table.stdout).toMatch(/^\s+sign\s+primary\s+dmabuf/m);
 
       // screenshot: the PNG shows the guest's picture
       const png = path.join(dir, 'shot.png');
-      const shot = cli(['screenshot', '--socket', sock, '--output', 'wall', png]);
+      step('screenshot');
+      const shot = await cli(['screenshot', '--socket', sock, '--output', 'wall', png]);
       expect(shot.status, shot.stderr).toBe(0);
       expect(shot.stdout).toMatch(/1024x768, composed from the layers' buffers/); // virtio-gpu has no writeback
       const img = PNG.sync.read(readFileSync(png));
@@ -176,31 +204,33 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk control s
         }
       }
       expect(bad, 'sampled pixels of the screenshot that differ from the guest').toBe(0);
-      const noOut = cli(['screenshot', '--socket', sock, '--output', 'lobby', png]);
+      const noOut = await cli(['screenshot', '--socket', sock, '--output', 'lobby', png]);
       expect(noOut.status).toBe(1);
       expect(noOut.stderr).toMatch(/no output lobby in the configuration \(outputs: wall\)/);
 
       // reload with a broken file: the problem with its line; still presenting
       writeFileSync(cfg, text.replace(`mode: ${W}x${H}`, 'mode: 1024by768'));
-      const rl = cli(['reload', '--socket', sock]);
+      step('reload');
+      const rl = await cli(['reload', '--socket', sock]);
       expect(rl.status).toBe(1);
       expect(rl.stderr).toMatch(/reload refused: .* 1 problem; the running configuration stays/);
       expect(rl.stderr).toContain(`${cfg}:6:`);
-      const rlJson = cli(['reload', '--socket', sock, '--json']);
+      const rlJson = await cli(['reload', '--socket', sock, '--json']);
       expect((JSON.parse(rlJson.stdout) as { problems: { line: number }[] }).problems[0]!.line).toBe(6);
-      const s3 = status();
-      await waitFor(() => status().outputs[0]!.frames > s3.outputs[0]!.frames, 20_000, 'frames after the refused reload');
+      const s3 = await poll();
+      await until((s) => s.outputs[0]!.frames > s3.outputs[0]!.frames, 20_000, 'frames after the refused reload');
       expect(p.exitCode).toBe(null);
 
       // uid 65534: the socket's mode keeps it out; in the group it is served; past the mode
       // (CAP_DAC_OVERRIDE) SO_PEERCRED refuses it and the daemon logs uid and pid
       const nobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
-      const out1 = cli(['status', '--socket', sock], nobody);
+      step('uid 65534');
+      const out1 = await cli(['status', '--socket', sock], nobody);
       expect(out1.status, out1.stderr).toBe(3);
       expect(out1.stderr).toMatch(/EACCES \(permission denied\)/);
-      const member = cli(['status', '--json', '--socket', sock], ['--reuid=65534', '--regid=65534', `--groups=${GID}`]);
+      const member = await cli(['status', '--json', '--socket', sock], ['--reuid=65534', '--regid=65534', `--groups=${GID}`]);
       expect(member.status, member.stderr).toBe(0);
-      const capable = cli(['status', '--socket', sock], [...nobody, '--inh-caps=+dac_override', '--ambient-caps=+dac_override']);
+      const capable = await cli(['status', '--socket', sock], [...nobody, '--inh-caps=+dac_override', '--ambient-caps=+dac_override']);
       expect(capable.status, capable.stderr).toBe(1);
       expect(capable.stderr).toMatch(/permission denied: uid 65534 .* is neither root nor in group 4242/);
       await waitFor(() => events().some((e) => e.event === 'control-refused' && e.uid === 65534), 10_000, `the logged refusal (${err})`);
@@ -210,13 +240,15 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk control s
       const pings = notes().filter((m) => m === 'WATCHDOG=1').length;
       await waitFor(() => notes().filter((m) => m === 'WATCHDOG=1').length >= pings + 2, 20_000, 'WATCHDOG=1 pings');
 
+      step('SIGTERM');
       p.kill('SIGTERM');
       expect(await exited, err).toBe(0);
       await waitFor(() => notes().some((m) => m.startsWith('STOPPING=1')), 10_000, 'STOPPING=1');
       expect(existsSync(sock)).toBe(false);
+      step('done');
     } finally {
       if (p.exitCode === null) p.kill('SIGKILL');
       rx.kill('SIGKILL');
     }
-  });
+  }, 600_000);
 });
