@@ -16,6 +16,7 @@ import { findCard, openGuest } from './setup.js';
 import type { GuestDriver } from './guest-driver.js';
 import type { SimGuestDriver } from './sim-guest.js';
 import { benchGuests, formatMulti, type MultiResult } from './multi.js';
+import { benchOutputs, formatOutputs, type OutputsResult } from './outputs.js';
 
 export type BenchPath = 'drm_fb' | 'dmabuf' | 'region';
 
@@ -318,7 +319,17 @@ async function main(): Promise<void> {
   console.log(formatTable(cols));
   if (multi.length) console.log(`\nseveral guests on one output (DMABUF, each guest flips when its last frame is on screen):\n${formatMulti(multi)}`);
   for (const m of multiProblems) console.log(`several guests: not measured: ${m}`);
-  console.log('two outputs: not measured here: vkms has one CRTC (the rig\'s second display is for the tests)');
+  let two: OutputsResult | null = null;
+  const card2 = process.env['VGPU_FLIP_DISPLAY2'];
+  if (!card2) console.log('two outputs: not measured: no device with two CRTCs (vkms has one; run the bench with the rig\'s --display2)');
+  else {
+    try {
+      two = await benchOutputs(card2, 2, frames);
+      console.log(`\ntwo outputs of ${card2} (one guest each, REGION: virtio-gpu imports no foreign dma-buf):\n${formatOutputs(two)}`);
+    } catch (e) {
+      console.log(`two outputs: not measured: ${(e as Error).message}`);
+    }
+  }
   const d = cols.find((c): c is BenchResult => c.path === 'dmabuf' && !('unavailable' in c))!;
   const ok = d.bytesCopiedPerFrame === 0 && d.ioctlsPerFrame <= 2 + 1e-9;
   console.log(`\nDMABUF steady state: ${d.bytesCopiedPerFrame} bytes copied, ${d.ioctlsPerFrame.toFixed(2)} ioctls per frame -> ${ok ? 'as expected (0 bytes, <= 2 ioctls)' : 'NOT as expected'}`);
@@ -328,7 +339,7 @@ async function main(): Promise<void> {
   const outDir = path.join(root, '.vm-out');
   if (existsSync(outDir)) {
     try {
-      writeFileSync(path.join(outDir, 'bench.json'), JSON.stringify({ paths: cols, guests: multi }, null, 2) + '\n');
+      writeFileSync(path.join(outDir, 'bench.json'), JSON.stringify({ paths: cols, guests: multi, outputs: two }, null, 2) + '\n');
       console.log(`results: ${path.join(outDir, 'bench.json')}`);
     } catch {
       /* read-only: the table above is the result */
