@@ -84,19 +84,23 @@ export class ControlServer {
       unlinkSync(p);
     }
     const server = net.createServer((s) => this.onConnection(s));
-    const old = process.umask(0o177);
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(p, () => {
-          server.off('error', reject);
-          resolve();
-        });
+        // the socket file is created by bind(), synchronously inside listen(): 0600 from the start,
+        // and the umask is the process's own again before anything else runs
+        const old = process.umask(0o177);
+        try {
+          server.listen(p, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        } finally {
+          process.umask(old);
+        }
       });
     } catch (e) {
       throw new Error(`control socket ${p}: cannot listen (${describeKernelError(e)})`);
-    } finally {
-      process.umask(old);
     }
     this.server = server;
     try {
