@@ -26,6 +26,7 @@ import { simFlipCounter } from '../flip/session-checks.js';
 import type { CrtcSnapshot, KmsSnapshot, ConnectorSnapshot } from '../kms/types.js';
 import { connectorCandidates, matchOutputs, type ConnectorCandidate } from './match.js';
 import type { KioskConfig, OutputConfig, VmConfig } from './model.js';
+import { diffConfigs, diffSummary, reloadScope, sameValue } from './diff.js';
 import type { PlaceholderFill } from '../present/placeholder.js';
 import { readSplash } from './splash.js';
 
@@ -60,10 +61,15 @@ export class KioskDaemon {
   /** the vGPU of each VM (create: the one the daemon made, made once) */
   private readonly vmUuids = new Map<string, string>();
 
+  /** the configuration presented now (apply() replaces it) */
+  config: KioskConfig;
+
   constructor(
-    readonly config: KioskConfig,
+    config: KioskConfig,
     private readonly log: LogFn,
-  ) {}
+  ) {
+    this.config = config;
+  }
 
   /** The outputs presenting now, by configured name (for the control socket's status and screenshot). */
   get presenting(): ReadonlyMap<string, Output> {
@@ -97,18 +103,31 @@ export class KioskDaemon {
   }
 
   private doStart(): { outputs: string[]; waiting: string[]; vms: string[] } {
+    return this.bringUp(null, null);
+  }
+
+  /**
+   * Bring up the outputs named (null: all) and the VMs named (null: all) of this.config: each
+   * output matched to a connector gets a free CRTC (kept outputs keep theirs) and its mode.
+   */
+  private bringUp(outNames: ReadonlySet<string> | null, vmNames: ReadonlySet<string> | null): { outputs: string[]; waiting: string[]; vms: string[] } {
     const paths = [...new Set(this.config.outputs.map((o) => o.device ?? '/dev/dri/card0'))];
     const candidates: ConnectorCandidate[] = [];
     for (const p of paths) {
       const { dev, display } = this.display(p);
-      candidates.push(...connectorCandidates(display.snapshot, (id) => native.drmGetPropertyBlob(dev.fd, id)));
+      candidates.push(...connectorCandidates(outNames ? display.refresh() : display.snapshot, (id) => native.drmGetPropertyBlob(dev.fd, id)));
     }
     const { matched, unmatched } = matchOutputs(this.config.outputs, candidates, '/dev/dri/card0');
-    for (const name of unmatched) this.log('warn', `output ${name}: no matching connected monitor; its layers wait`, { output: name });
     const taken = new Map<string, Set<number>>();
+    for (const [path, { display }] of this.devices) taken.set(path, new Set(display.outputs.map((o) => o.crtcId)));
+    const started: Output[] = [];
     for (const o of this.config.outputs) {
+      if (outNames && !outNames.has(o.name)) continue;
       const c = matched.get(o.name);
-      if (!c) continue;
+      if (!c) {
+        this.log('warn', `output ${o.name}: no matching connected monitor; its layers wait`, { output: o.name });
+        continue;
+      }
       const { display } = this.display(c.device);
       const t = taken.get(c.device) ?? new Set<number>();
       taken.set(c.device, t);
@@ -123,13 +142,16 @@ export class KioskDaemon {
       const out = display.output({ crtcIndex: crtc.index, ...(mode ? { mode } : {}), notReady: o.idle.kind === 'keep-last-frame' ? 'keep' : 'blank', ...(placeholder ? { placeholder } : {}) });
       this.watchOutput(o.name, out);
       this.outputs.set(o.name, out);
+      started.push(out);
       this.log('info', `output ${o.name}: ${c.connector.name} on ${c.device}, CRTC ${crtc.index}${mode ? `, ${mode.width}x${mode.height}${mode.refresh ? `@${mode.refresh}` : ''}` : ''}`, { output: o.name, connector: c.connector.name, crtc: crtc.index });
     }
     const vms: string[] = [];
     for (const vm of this.config.vms) {
+      if (vmNames && !vmNames.has(vm.name)) continue;
       if (this.startVm(vm)) vms.push(vm.name);
     }
     for (const [name, out] of this.outputs) {
+      if (!started.includes(out)) continue;
       if (out.layers.length === 0) this.log('warn', `output ${name}: no VM on screen yet; showing its idle placeholder`, { output: name });
       out.start();
     }
@@ -137,6 +159,40 @@ export class KioskDaemon {
     return { outputs: [...this.outputs.keys()], waiting: unmatched, vms };
   }
 
+  /**
+   * Apply a new (valid) configuration as a diff (diff.ts reloadScope): outputs and VMs it does
+   * not touch keep presenting without a missed frame; the others are stopped (their display
+   * state restored, their vGPUs released, mdevs the daemon created for removed VMs removed)
+   * and brought up from the new configuration.
+   */
+  async apply(next: KioskConfig): Promise<{ outputs: string[]; waiting: string[]; vms: string[]; summary: string; kept: string[] }> {
+    const d = diffConfigs(this.config, next);
+    const scope = reloadScope(this.config, next, d);
+    for (const name of scope.outputs) {
+      const out = this.outputs.get(name);
+      if (!out) continue;
+      this.outputs.delete(name);
+      await out.stop();
+    }
+    for (const name of scope.vms) {
+      this.waitingVms.delete(name);
+      const uuid = this.vmUuids.get(name);
+      if (!uuid) continue;
+      this.vmUuids.delete(name);
+      const v = this.vfios.findIndex((x) => x.uuid === uuid);
+      if (v >= 0) this.vfios.splice(v, 1)[0]!.close();
+      const created = this.created.indexOf(uuid);
+      const stays = next.vms.find((x) => x.name === name && sameValue(x.source, this.config.vms.find((y) => y.name === name)?.source));
+      if (created >= 0 && !stays) {
+        this.created.splice(created, 1);
+        this.removeMdev(uuid);
+      } else if (stays) this.vmUuids.set(name, uuid); // the same vGPU: opened again, never created twice
+    }
+    this.config = next;
+    const r = this.bringUp(scope.outputs, scope.vms);
+    const kept = [...this.outputs.keys()].filter((n) => !scope.outputs.has(n));
+    return { ...r, summary: diffSummary(d), kept };
+  }
   private watchOutput(name: string, out: Output): void {
     out.on('assigned', (e) => this.log('info', `output ${name}: assigned (${e.reason})`, { output: name, event: 'assigned', explanation: e.explanation, paths: e.paths }));
     out.on('error', (e) => this.log(e.fatal ? 'error' : 'warn', `output ${name}: ${e.layer ?? e.plane ?? ''} ${e.stage}: ${e.message}`, { output: name, event: 'error', ...e }));
@@ -263,12 +319,14 @@ export class KioskDaemon {
     for (const { dev } of this.devices.values()) dev.close();
     this.devices.clear();
     this.outputs.clear();
-    for (const u of this.created.splice(0)) {
-      try {
-        writeFileSync(`/sys/bus/mdev/devices/${u}/remove`, '1');
-      } catch (e) {
-        this.log('warn', `removing mdev ${u} failed: ${(e as Error).message}`);
-      }
+    for (const u of this.created.splice(0)) this.removeMdev(u);
+  }
+
+  private removeMdev(u: string): void {
+    try {
+      writeFileSync(`/sys/bus/mdev/devices/${u}/remove`, '1');
+    } catch (e) {
+      this.log('warn', `removing mdev ${u} failed: ${(e as Error).message}`);
     }
   }
 }

@@ -114,3 +114,33 @@ export function diffSummary(d: ConfigDiff): string {
     d.log ? 'logging' : null,
   ].filter((x) => x !== null).join('; ');
 }
+
+/**
+ * What a reload must bring down and up again; everything else keeps presenting untouched.
+ * An output is affected when it was added, removed or changed, or a layer on it (before or
+ * after) was; a VM is affected when it was added, removed or its source changed, or it has a
+ * layer on an affected output. A VM's vGPU is one guest shared by all its outputs, so an
+ * affected VM makes every output it shows on affected too: repeated until nothing more changes.
+ */
+export function reloadScope(before: KioskConfig, after: KioskConfig, d: ConfigDiff = diffConfigs(before, after)): { outputs: Set<string>; vms: Set<string> } {
+  const outputs = new Set<string>([...d.outputs.added, ...d.outputs.removed, ...d.outputs.changed.map((c) => c.name)]);
+  const vms = new Set<string>([...d.vms.added, ...d.vms.removed, ...d.vms.changed.map((c) => c.name)]);
+  const layersBefore = new Map(allLayers(before).map((l) => [layerKey(l), l]));
+  const layersAfter = new Map(allLayers(after).map((l) => [layerKey(l), l]));
+  for (const key of [...d.layers.added, ...d.layers.removed, ...d.layers.changed.map((c) => c.name)]) {
+    for (const l of [layersBefore.get(key), layersAfter.get(key)]) {
+      if (!l) continue;
+      outputs.add(l.output);
+      vms.add(l.vm);
+    }
+  }
+  const all = [...layersBefore.values(), ...layersAfter.values()];
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const l of all) {
+      if (outputs.has(l.output) && !vms.has(l.vm)) { vms.add(l.vm); grew = true; }
+      if (vms.has(l.vm) && !outputs.has(l.output)) { outputs.add(l.output); grew = true; }
+    }
+  }
+  return { outputs, vms };
+}

@@ -27,11 +27,14 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
   let inst: SimInstance | null = null;
   let dir = '';
   let head0 = '';
+  let head1 = '';
 
   beforeAll(() => {
     const dev = DrmDevice.open(display2Card());
     try {
-      head0 = dev.snapshot().connectors.filter((c) => !c.writeback).sort((a, b) => a.id - b.id)[0]!.name;
+      const heads = dev.snapshot().connectors.filter((c) => !c.writeback).sort((a, b) => a.id - b.id);
+      head0 = heads[0]!.name;
+      head1 = heads[1]!.name;
     } finally {
       dev.close();
     }
@@ -43,11 +46,11 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Wait until head 0 shows `want(x, y)` at every sampled pixel. */
-  async function shows(what: string, want: (x: number, y: number) => number): Promise<void> {
+  /** Wait until head `head` shows `want(x, y)` at every sampled pixel. */
+  async function shows(what: string, want: (x: number, y: number) => number, head = 0): Promise<void> {
     const end = Date.now() + 30_000;
     for (;;) {
-      const s = await screendump(0);
+      const s = await screendump(head);
       let bad = 0;
       let first = '';
       for (let y = 0; y < H; y += 9) {
@@ -57,7 +60,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
         }
       }
       if (bad === 0) return;
-      if (Date.now() > end) throw new Error(`head 0 does not show ${what} after 30 s: ${bad} sampled pixels differ, first ${first} (${s.width}x${s.height})`);
+      if (Date.now() > end) throw new Error(`head ${head} does not show ${what} after 30 s: ${bad} sampled pixels differ, first ${first} (${s.width}x${s.height})`);
       await sleep(250);
     }
   }
@@ -121,6 +124,67 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
       expect(await exited, err).toBe(0);
     } finally {
       if (p.exitCode === null) p.kill('SIGKILL');
+    }
+  });
+
+  it('SIGHUP applies a diff: the output whose configuration changed is brought up again, the other keeps presenting untouched', async () => {
+    const u2 = randomUUID();
+    const a = createSimInstance('vgpu_sim-small', u2);
+    const b = createSimInstance('vgpu_sim-small');
+    try {
+      for (const [inst, t] of [[a, 71], [b, 72]] as const) {
+        const g = new SimGuest(inst.uuid);
+        g.setMode('primary', { fourcc: 'XR24', width: W, height: H });
+        g.writePixels(0, drawPattern(W, H, t));
+        g.flip('primary', 0);
+      }
+      const cfg = path.join(dir, 'two.yaml');
+      const text = (idle1: string) => [
+        'version: 1',
+        'outputs:',
+        `  - { name: one, device: ${display2Card()}, match: ${head0}, mode: ${W}x${H} }`,
+        `  - { name: two, device: ${display2Card()}, match: ${head1}, mode: ${W}x${H}, idle: "${idle1}" }`,
+        'vms:',
+        `  - { name: va, mdev: ${a.uuid}, planes: { primary: { output: one, paths: [region] } } }`,
+        `  - { name: vb, mdev: ${b.uuid}, planes: { primary: { output: two, paths: [region] } } }`,
+        '',
+      ].join('\n');
+      writeFileSync(cfg, text('#000000'));
+      const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
+      const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<number | null>((r) => p.on('exit', r));
+      const events = (): { event?: string; msg: string; output?: string; kept?: string[] }[] =>
+        err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg: string });
+      try {
+        await shows('guest 71 on head 0', (x, y) => patternPixel(x, y, W, H, 71) & 0xffffff, 0);
+        await shows('guest 72 on head 1', (x, y) => patternPixel(x, y, W, H, 72) & 0xffffff, 1);
+        const assignedBefore = events().filter((e) => e.event === 'assigned').map((e) => e.output);
+        expect(assignedBefore.sort()).toEqual(['one', 'two']);
+        const n = err.length;
+        writeFileSync(cfg, text('#446688'));
+        p.kill('SIGHUP');
+        await waitFor(() => events().some((e) => e.event === 'reload'), 20_000, `the reload (log: ${err.slice(n)})`);
+        const reload = events().find((e) => e.event === 'reload')!;
+        expect(reload.kept).toEqual(['one']);
+        expect(reload.msg).toMatch(/outputs: ~two\(idle\)/);
+        // output two is planned again; output one is not touched (no new assignment, no restore)
+        await waitFor(() => events().filter((e) => e.event === 'assigned').length === 3, 20_000, `output two assigned again (log: ${err.slice(n)})`);
+        expect(events().filter((e) => e.event === 'assigned').map((e) => e.output).slice(2)).toEqual(['two']);
+        await shows('guest 71 still on head 0', (x, y) => patternPixel(x, y, W, H, 71) & 0xffffff, 0);
+        await shows('guest 72 on head 1 again', (x, y) => patternPixel(x, y, W, H, 72) & 0xffffff, 1);
+        // the kept output still follows its guest
+        new SimGuest(a.uuid).writePixels(0, drawPattern(W, H, 73));
+        await shows('guest 73 on head 0 after the reload', (x, y) => patternPixel(x, y, W, H, 73) & 0xffffff, 0);
+        p.kill('SIGTERM');
+        expect(await exited, err).toBe(0);
+      } finally {
+        if (p.exitCode === null) p.kill('SIGKILL');
+      }
+    } finally {
+      a.remove();
+      b.remove();
     }
   });
 });

@@ -134,14 +134,13 @@ async function runKioskDaemon(file: string, opts: KioskCheckOptions, io: KioskIo
           problems: problems.map((p) => ({ line: p.line || null, column: p.column || null, path: p.path.join('.'), message: p.message, text: formatProblem(p) })),
         };
       }
-      log('info', 'reload: bringing the outputs up with the new configuration', { event: 'reload' });
-      await daemon.stop();
-      daemon = new KioskDaemon(next.config, log);
       setLevel(next.config.log.level);
       try {
-        const r = daemon.start();
-        log('info', `ready: outputs ${r.outputs.join(', ') || '(none)'}`, { event: 'ready', ...r });
-        return { applied: true, message: `reloaded ${file}: outputs ${r.outputs.join(', ') || '(none)'}; waiting for ${r.waiting.join(', ') || 'nothing'}`, problems: [] };
+        // applied as a diff: what did not change keeps presenting without a missed frame
+        const r = await daemon.apply(next.config);
+        log('info', `reload: ${r.summary}; kept as they were: ${r.kept.join(', ') || '(none)'}`, { event: 'reload', ...r });
+        log('info', `ready: outputs ${r.outputs.join(', ') || '(none)'}`, { event: 'ready', outputs: r.outputs, waiting: r.waiting, vms: r.vms });
+        return { applied: true, message: `reloaded ${file} (${r.summary}): outputs ${r.outputs.join(', ') || '(none)'}, unchanged ${r.kept.join(', ') || '(none)'}; waiting for ${r.waiting.join(', ') || 'nothing'}`, problems: [] };
       } catch (e) {
         log('error', `reload failed: ${(e as Error).message}`, { event: 'reload-failed' });
         return { applied: false, message: `reload failed: ${(e as Error).message}`, problems: [] };
