@@ -10,9 +10,9 @@
 // vGPU again every few seconds (a sysfs existence check, no ioctl); when it is back its layers
 // are added again. A vGPU that goes away is released at once (the guest owns its VFIO device),
 // so the kernel can finish removing it.
-// Not here yet (see the issue): domain/pidfile sources, reload as a diff.
+// VMs are found per source kind in vm-source.ts (mdev, create, a VMM's libvirt domain or pid
+// file). SIGHUP applies a new configuration as a diff (apply(), diff.ts reloadScope).
 import { existsSync, writeFileSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
 import { native } from '../binding/index.js';
 import { describeKernelError } from '../binding/errors.js';
 import { DrmDevice } from '../kms/index.js';
@@ -29,6 +29,7 @@ import type { KioskConfig, OutputConfig, VmConfig } from './model.js';
 import { diffConfigs, diffSummary, reloadScope, sameValue } from './diff.js';
 import type { PlaceholderFill } from '../present/placeholder.js';
 import { readSplash } from './splash.js';
+import { acquireVm } from './vm-source.js';
 
 
 export type LogFn = (level: 'error' | 'warn' | 'info' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
@@ -58,8 +59,10 @@ export class KioskDaemon {
   private retryTimer: NodeJS.Timeout | null = null;
   /** how often a missing VM's vGPU is looked for (ms) */
   retryMs = 2000;
-  /** the vGPU of each VM (create: the one the daemon made, made once) */
+  /** the vGPU of each mdev/create VM (create: the one the daemon made, made once) */
   private readonly vmUuids = new Map<string, string>();
+  /** by VFIO device label (a guest's label): its VM and what to release when it leaves */
+  private readonly vmOf = new Map<string, { vm: string; release: () => void }>();
 
   /** the configuration presented now (apply() replaces it) */
   config: KioskConfig;
@@ -176,6 +179,12 @@ export class KioskDaemon {
     }
     for (const name of scope.vms) {
       this.waitingVms.delete(name);
+      for (const [label, of] of this.vmOf) {
+        if (of.vm !== name) continue;
+        of.release();
+        this.vmOf.delete(label);
+      }
+      for (let i = this.vfios.length - 1; i >= 0; i--) if (this.vfios[i]!.closed) this.vfios.splice(i, 1);
       const uuid = this.vmUuids.get(name);
       if (!uuid) continue;
       this.vmUuids.delete(name);
@@ -199,12 +208,13 @@ export class KioskDaemon {
     out.on('not-ready', (e) => this.log('info', `output ${name}: ${e.layer ?? e.plane} not ready (${e.action})`, { output: name, event: 'not-ready', ...e }));
     out.on('fallback', (e) => this.log('warn', `output ${name}: ${e.layer ?? e.plane} ${e.from} -> ${e.to}: ${e.reason}`, { output: name, event: 'fallback', ...e }));
     out.on('guest-left', (e) => {
-      const vm = this.config.vms.find((v) => {
-        const u = this.vmUuids.get(v.name);
-        return u !== undefined && e.guest.includes(u);
-      });
+      const of = this.vmOf.get(e.guest);
+      const vm = of ? this.config.vms.find((v) => v.name === of.vm) : undefined;
       this.log('warn', `output ${name}: ${e.why}${e.empty ? '; showing its idle placeholder' : ''}`, { output: name, event: 'guest-left', ...e });
-      if (vm) this.waitFor(vm, `vm ${vm.name}: waiting for its vGPU ${this.vmUuids.get(vm.name)} to come back`);
+      if (!vm || !of) return;
+      of.release();
+      this.vmOf.delete(e.guest);
+      this.waitFor(vm, `vm ${vm.name}: gone (${e.why}); waiting for it to come back`);
     });
   }
 
@@ -227,8 +237,8 @@ export class KioskDaemon {
     const w = this.waitingVms.get(vm.name);
     if (w?.said !== said) this.log('info', said, { vm: vm.name, event: 'vm-waiting' });
     this.waitingVms.set(vm.name, { vm, said });
-    const v = this.vfios.findIndex((x) => x.uuid === this.vmUuids.get(vm.name));
-    if (v >= 0) this.vfios.splice(v, 1); // its guest closed it when it left
+    for (const [label, of] of this.vmOf) if (of.vm === vm.name) this.vmOf.delete(label);
+    for (let i = this.vfios.length - 1; i >= 0; i--) if (this.vfios[i]!.closed) this.vfios.splice(i, 1); // closed by their guests
     this.scheduleRetry();
   }
 
@@ -246,56 +256,42 @@ export class KioskDaemon {
     }, this.retryMs);
   }
 
-  /** The VM's vGPU (owned, or created), its display path, its layers on their outputs. */
+  /** The VM's vGPU (vm-source.ts), its display path, its layers on their outputs. */
   private startVm(vm: VmConfig): boolean {
-    let uuid: string;
-    const s = vm.source;
-    const known = this.vmUuids.get(vm.name);
-    if (known) uuid = known; // coming back: a created vGPU is never created twice
-    else if (s.kind === 'mdev') uuid = s.uuid;
-    else if (s.kind === 'create') {
-      uuid = s.uuid ?? randomUUID();
-      const f = `/sys/class/mdev_bus/${s.parent}/mdev_supported_types/${s.type}/create`;
-      try {
-        writeFileSync(f, uuid);
-      } catch (e) {
-        this.log('error', `vm ${vm.name}: creating ${s.type} on ${s.parent} failed (${f}: ${(e as Error).message})`, { vm: vm.name });
-        return false;
-      }
-      this.created.push(uuid);
-    } else {
-      this.log('error', `vm ${vm.name}: ${s.kind} sources (a VMM's device fd) are not supported by the daemon yet; use mdev: or create:`, { vm: vm.name });
-      return false;
-    }
-    this.vmUuids.set(vm.name, uuid);
     const layers = vm.layers.filter((l) => this.outputs.has(l.output));
     if (layers.length === 0) {
       this.log('warn', `vm ${vm.name}: none of its outputs is connected; not opened`, { vm: vm.name });
       return false;
     }
-    if (!existsSync(`/sys/bus/mdev/devices/${uuid}`)) {
-      this.waitFor(vm, `vm ${vm.name}: its vGPU ${uuid} does not exist (yet); its outputs show their idle placeholder until it does`);
+    const a = acquireVm(vm, this.vmUuids.get(vm.name), (u) => {
+      this.created.push(u);
+      this.vmUuids.set(vm.name, u);
+    });
+    if (a.kind === 'wait') {
+      this.waitFor(vm, a.why);
       return false;
     }
-    let vfio: VfioDevice;
-    try {
-      vfio = VfioDevice.open(uuid);
-    } catch (e) {
-      this.log('error', `vm ${vm.name}: cannot open vGPU ${uuid}: ${describeKernelError(e)}`, { vm: vm.name });
+    if (a.kind === 'error') {
+      this.log('error', a.why, { vm: vm.name });
       return false;
     }
-    this.vfios.push(vfio);
+    const { vfio, uuid, describe } = a.got;
+    if (uuid && (vm.source.kind === 'mdev' || vm.source.kind === 'create')) this.vmUuids.set(vm.name, uuid);
     const want = layers[0]!.paths.map((p) => p.replace('-', '_') as EnginePath);
     const path = want.find((p) => vfio.probePath(p).supported === true);
     if (!path) {
-      this.log('error', `vm ${vm.name}: vGPU ${uuid} supports none of the display paths ${layers[0]!.paths.join(', ')}`, { vm: vm.name });
+      a.got.release();
+      vfio.close();
+      this.log('error', `vm ${vm.name}: ${describe} supports none of the display paths ${layers[0]!.paths.join(', ')}`, { vm: vm.name });
       return false;
     }
-    const flipCount = simFlipCounter(uuid);
+    this.vfios.push(vfio);
+    this.vmOf.set(vfio.label, { vm: vm.name, release: a.got.release });
+    const flipCount = uuid ? simFlipCounter(uuid) : null;
     const guest = new Guest(new VfioGuestSource(vfio, this.devices.values().next().value!.display.api, { owned: true }), {
       path,
       ...(flipCount ? { flipCount } : {}),
-      gone: () => (existsSync(`/sys/bus/mdev/devices/${uuid}`) ? null : `vGPU ${uuid} of vm ${vm.name} was removed`),
+      gone: a.got.gone,
     });
     for (const outName of new Set(layers.map((l) => l.output))) {
       const out = this.outputs.get(outName)!;
@@ -305,7 +301,7 @@ export class KioskDaemon {
         layers.filter((l) => l.output === outName).map((l) => ({ kind: l.plane, name: `${vm.name}/${l.plane}`, z: l.z, ...(l.placement ? { placement: l.placement } : {}) })),
       );
     }
-    this.log('info', `vm ${vm.name}: vGPU ${uuid}, ${path.replace('_', '-')} path, layers ${layers.map((l) => `${l.plane}->${l.output}`).join(', ')}`, { vm: vm.name, vgpu: uuid, path });
+    this.log('info', `vm ${vm.name}: ${describe}, ${path.replace('_', '-')} path, layers ${layers.map((l) => `${l.plane}->${l.output}`).join(', ')}`, { vm: vm.name, vgpu: uuid, path });
     return true;
   }
 
@@ -314,6 +310,8 @@ export class KioskDaemon {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.waitingVms.clear();
+    for (const of of this.vmOf.values()) of.release();
+    this.vmOf.clear();
     for (const { display } of this.devices.values()) await display.stop();
     for (const v of this.vfios.splice(0)) if (!v.closed) v.close();
     for (const { dev } of this.devices.values()) dev.close();

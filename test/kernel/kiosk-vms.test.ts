@@ -4,7 +4,9 @@
 // guest is on screen; the mdev is removed while the daemon shows it: the daemon releases the
 // device at once (the kernel's removal, which waits for every fd of the device, finishes) and
 // the idle colour is back; created again: the guest is back. No restart, SIGTERM exits 0.
-// Fails in CI without the second display.
+// A SIGHUP changing one of two outputs brings up only that one. A VM found by its VMM's pid
+// file (the kernel's mdpy sample driver, held by a VMM process) goes when the VMM exits and
+// comes back when it runs again. Fails in CI without the second display or the sample drivers.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { drawPattern, patternPixel } from '../../src/flip/pattern.js';
 import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-sim/index.js';
 import { display2Card, display2CardOrUndefined, screendump } from './display2-helpers.js';
 import { sleep, waitFor } from './flip-helpers.js';
+import { SampleVmm, createSampleMdev, removeSampleMdev } from './sample-vmm.js';
 
 const ci = /^(1|true|yes)$/i.test(process.env['CI'] ?? '');
 const W = 1024;
@@ -47,15 +50,15 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
   });
 
   /** Wait until head `head` shows `want(x, y)` at every sampled pixel. */
-  async function shows(what: string, want: (x: number, y: number) => number, head = 0): Promise<void> {
+  async function shows(what: string, want: (x: number, y: number) => number, head = 0, w = W, h = H): Promise<void> {
     const end = Date.now() + 30_000;
     for (;;) {
       const s = await screendump(head);
       let bad = 0;
       let first = '';
-      for (let y = 0; y < H; y += 9) {
-        for (let x = 0; x < W; x += 7) {
-          if (s.width === W && s.at(x, y) === want(x, y)) continue;
+      for (let y = 0; y < h; y += 9) {
+        for (let x = 0; x < w; x += 7) {
+          if (s.width === w && s.at(x, y) === want(x, y)) continue;
           if (!bad++) first = `(${x},${y}) is #${s.at(x, y).toString(16)}`;
         }
       }
@@ -185,6 +188,56 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
     } finally {
       a.remove();
       b.remove();
+    }
+  });
+
+  it('a VM found by its VMM\'s pid file (the kernel\'s mdpy, held by a VMM process): shown; the VMM exits: idle colour; it starts again: shown again', async () => {
+    const w = 640;
+    const h = 480;
+    const mdev = createSampleMdev('mdpy-vga');
+    const pidFile = path.join(dir, 'vmm.pid');
+    let vmm: SampleVmm | null = await SampleVmm.start(mdev, 'mdpy');
+    try {
+      writeFileSync(pidFile, `${vmm.pid}\n`);
+      await vmm.draw(drawPattern(w, h, 81));
+      const cfg = path.join(dir, 'vmm.yaml');
+      writeFileSync(cfg, [
+        'version: 1',
+        'outputs:',
+        `  - { name: lab, device: ${display2Card()}, match: ${head0}, mode: ${w}x${h}, idle: "#204060" }`,
+        'vms:',
+        `  - { name: bench, pidfile: ${pidFile}, planes: { primary: { output: lab, paths: [region] } } }`,
+        '',
+      ].join('\n'));
+      const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
+      const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<number | null>((r) => p.on('exit', r));
+      const events = (): { event?: string; msg: string }[] =>
+        err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg: string });
+      try {
+        await shows('the VMM\'s guest (pattern 81)', (x, y) => patternPixel(x, y, w, h, 81) & 0xffffff, 0, w, h);
+        expect(err).toMatch(new RegExp(`vm bench: VMM pid ${vmm.pid} \\(pid file ${pidFile}\\)`));
+        // the VMM exits (its fds close): the daemon lets go of its copy of the device fd too
+        await vmm.stop();
+        vmm = null;
+        await shows('the idle colour after the VMM exited', () => 0x204060, 0, w, h);
+        await waitFor(() => events().some((e) => e.event === 'guest-left'), 10_000, `the guest-left line (log: ${err})`);
+        expect(err).toMatch(/the VMM \(pid \d+\) of vm bench exited/);
+        // it starts again (a new pid in the pid file)
+        vmm = await SampleVmm.start(mdev, 'mdpy');
+        await vmm.draw(drawPattern(w, h, 82));
+        writeFileSync(pidFile, `${vmm.pid}\n`);
+        await shows('the guest again after the VMM came back (pattern 82)', (x, y) => patternPixel(x, y, w, h, 82) & 0xffffff, 0, w, h);
+        p.kill('SIGTERM');
+        expect(await exited, err).toBe(0);
+      } finally {
+        if (p.exitCode === null) p.kill('SIGKILL');
+      }
+    } finally {
+      await vmm?.stop();
+      removeSampleMdev(mdev);
     }
   });
 });
