@@ -21,10 +21,8 @@ import { Display } from '../present/display.js';
 import { Guest, VfioGuestSource, type EnginePath } from '../present/guest.js';
 import { addGuest } from '../present/compose.js';
 import type { Output } from '../present/output.js';
-import type { ModeRequest } from '../present/mode.js';
 import { simFlipCounter } from '../flip/session-checks.js';
-import type { CrtcSnapshot, KmsSnapshot, ConnectorSnapshot } from '../kms/types.js';
-import { connectorCandidates, matchOutputs, type ConnectorCandidate } from './match.js';
+import { connectorCandidates, crtcFor, matchOutputs, modeRequest, type ConnectorCandidate } from './match.js';
 import type { KioskConfig, OutputConfig, VmConfig } from './model.js';
 import { diffConfigs, diffSummary, reloadScope, sameValue } from './diff.js';
 import type { PlaceholderFill } from '../present/placeholder.js';
@@ -33,21 +31,6 @@ import { acquireVm } from './vm-source.js';
 
 
 export type LogFn = (level: 'error' | 'warn' | 'info' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
-
-/** The CRTC to drive a connector with: the one driving it now, else a free one its encoders can use. */
-export function crtcFor(snap: KmsSnapshot, conn: ConnectorSnapshot, taken: ReadonlySet<number>): CrtcSnapshot | null {
-  const now = snap.crtcs.find((c) => c.id === conn.crtcId && !taken.has(c.id));
-  if (now) return now;
-  const mask = conn.encoders.reduce((m, eid) => m | (snap.encoders.find((e) => e.id === eid)?.possibleCrtcs ?? 0), 0);
-  return snap.crtcs.find((c) => (mask & (1 << c.index)) !== 0 && !taken.has(c.id) && !snap.connectors.some((x) => x.crtcId === c.id && x.id !== conn.id)) ?? null;
-}
-
-function modeRequest(o: OutputConfig, conn: ConnectorSnapshot): ModeRequest | undefined {
-  if (o.mode.kind === 'current') return undefined;
-  if (o.mode.kind === 'size') return { width: o.mode.width, height: o.mode.height, ...(o.mode.refresh ? { refresh: o.mode.refresh } : {}) };
-  const m = conn.modes.find((x) => (x.type & 0x8) !== 0) ?? conn.modes[0];
-  return m ? { width: m.hdisplay, height: m.vdisplay, refresh: m.vrefresh } : undefined;
-}
 
 export class KioskDaemon {
   private readonly devices = new Map<string, { dev: DrmDevice; display: Display }>();

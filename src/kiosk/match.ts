@@ -3,7 +3,9 @@
 // KMS snapshots and a function that reads blob contents. Outputs with a connector name or an
 // EDID identity are matched first (file order), then the `*` outputs take the remaining
 // connected connectors in the device's connector order, skipping VR headsets (non-desktop).
-import type { ConnectorSnapshot, KmsSnapshot } from '../kms/types.js';
+// Then the CRTC to drive a matched connector with and the mode the output asks for.
+import type { ConnectorSnapshot, CrtcSnapshot, KmsSnapshot } from '../kms/types.js';
+import type { ModeRequest } from '../present/mode.js';
 import { EdidError, parseEdid, type EdidIdentity } from './edid.js';
 import type { OutputConfig } from './model.js';
 
@@ -73,4 +75,20 @@ export function matchOutputs(outputs: readonly OutputConfig[], candidates: reado
     matched.set(o.name, c);
   }
   return { matched, unmatched: outputs.filter((o) => !matched.has(o.name)).map((o) => o.name) };
+}
+
+/** The CRTC to drive a connector with: the one driving it now, else a free one its encoders can use. */
+export function crtcFor(snap: KmsSnapshot, conn: ConnectorSnapshot, taken: ReadonlySet<number>): CrtcSnapshot | null {
+  const now = snap.crtcs.find((c) => c.id === conn.crtcId && !taken.has(c.id));
+  if (now) return now;
+  const mask = conn.encoders.reduce((m, eid) => m | (snap.encoders.find((e) => e.id === eid)?.possibleCrtcs ?? 0), 0);
+  return snap.crtcs.find((c) => (mask & (1 << c.index)) !== 0 && !taken.has(c.id) && !snap.connectors.some((x) => x.crtcId === c.id && x.id !== conn.id)) ?? null;
+}
+
+/** The mode an output's configuration asks for on this connector (undefined: keep the current one). */
+export function modeRequest(o: OutputConfig, conn: ConnectorSnapshot): ModeRequest | undefined {
+  if (o.mode.kind === 'current') return undefined;
+  if (o.mode.kind === 'size') return { width: o.mode.width, height: o.mode.height, ...(o.mode.refresh ? { refresh: o.mode.refresh } : {}) };
+  const m = conn.modes.find((x) => (x.type & 0x8) !== 0) ?? conn.modes[0];
+  return m ? { width: m.hdisplay, height: m.vdisplay, refresh: m.vrefresh } : undefined;
 }

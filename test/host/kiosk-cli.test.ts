@@ -1,7 +1,7 @@
 // `vgpu-flip kiosk --check FILE [--schema-only] [--json]` (src/cli/commands/kiosk.ts): exit
-// statuses 0 valid, 1 invalid, 2 usage, 3 valid but the device check is not implemented.
+// statuses 0 valid, 1 invalid, 2 usage, 3 valid but this machine does not fit it.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -65,13 +65,19 @@ describe('vgpu-flip kiosk --check', () => {
     expect(j.plan.outputs[0].layers.map((l: { vm: string; plane: string }) => `${l.vm}/${l.plane}`)).toEqual(['left/primary', 'right/primary', 'left/cursor', 'right/cursor']);
   });
 
-  it('without --schema-only: says the device check is not implemented, exit 3 (1 when invalid anyway)', async () => {
-    const r = await run({ check: example });
+  it('without --schema-only on a machine without the devices: each output a problem naming the device, exit 3 (1 when invalid anyway)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'kiosk-check-'));
+    const cfg = path.join(dir, 'k.yaml');
+    writeFileSync(cfg, ['version: 1', 'outputs:', '  - { name: wall, device: /dev/dri/card97, match: HDMI-A-1 }', 'vms:', '  - { name: a, mdev: 83b8f4f2-509f-382f-3c1e-e6bfe0fa1001, planes: { primary: { output: wall } } }', ''].join('\n'));
+    const r = await run({ check: cfg });
     expect(r.code).toBe(3);
-    expect(r.stdout).toMatch(/: valid\n$/);
-    expect(r.stderr).toMatch(/checking the configuration against this machine's DRM devices and vGPUs is not implemented yet/);
+    expect(r.stdout).toMatch(/problem: output wall: cannot open \/dev\/dri\/card97: .*ENOENT/);
+    expect(r.stdout).toMatch(/warning: vm a: vGPU 83b8f4f2-509f-382f-3c1e-e6bfe0fa1001 does not exist now/);
+    expect(r.stdout).toMatch(/this machine does not fit it: 1 problem\n$/);
     expect((await run({ check: tempFile(BAD) })).code).toBe(1);
-    expect(JSON.parse((await run({ check: example, json: true })).stdout).deviceCheck).toBe('not-implemented');
+    const j = JSON.parse((await run({ check: cfg, json: true })).stdout);
+    expect([j.deviceCheck, j.exitStatus, j.machine.ok]).toEqual(['failed', 3, false]);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('usage errors: no --check, an unreadable file: exit 2', async () => {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
 /** exit statuses of `vgpu-flip kiosk --check` */
-export const KIOSK_EXIT = { valid: 0, invalid: 1, usage: 2, notImplemented: 3 } as const;
+export const KIOSK_EXIT = { valid: 0, invalid: 1, usage: 2, machine: 3 } as const;
 
 export interface KioskCheckOptions {
   check?: string;
@@ -19,8 +19,9 @@ export interface KioskIo {
 
 /**
  * `vgpu-flip kiosk --check FILE [--schema-only] [--json]`: validate a kiosk configuration and
- * print its plan per output, or EVERY problem with file:line:column. The daemon (issue 9) is not
- * here yet; neither is checking the configuration against this machine's devices (exit 3).
+ * print its plan per output, or EVERY problem with file:line:column; without --schema-only also
+ * against this machine (src/kiosk/machine-check.ts: devices, connectors, CRTCs, modes, vGPUs,
+ * TEST_ONLY of the planes), never touching the screen (exit 3 when the machine does not fit).
  * Returns the exit status.
  */
 export async function runKioskCheck(opts: KioskCheckOptions, io: KioskIo): Promise<number> {
@@ -40,11 +41,10 @@ export async function runKioskCheck(opts: KioskCheckOptions, io: KioskIo): Promi
     io.stderr(`vgpu-flip kiosk: ${e.message}\n`);
     return KIOSK_EXIT.usage;
   }
-  const deviceCheck = opts.schemaOnly ? 'skipped' : 'not-implemented';
-  const notImplemented =
-    'checking the configuration against this machine\'s DRM devices and vGPUs is not implemented yet; ' +
-    'only the file itself was checked (use --schema-only to say that this is what you want)';
-  const code = !result.ok ? KIOSK_EXIT.invalid : opts.schemaOnly ? KIOSK_EXIT.valid : KIOSK_EXIT.notImplemented;
+  const { checkMachine, renderMachineCheck } = await import('../../kiosk/machine-check.js');
+  const machine = result.ok && !opts.schemaOnly ? checkMachine(result.config) : null;
+  const deviceCheck = opts.schemaOnly ? 'skipped' : !result.ok ? 'not-run' : machine!.ok ? 'passed' : 'failed';
+  const code = !result.ok ? KIOSK_EXIT.invalid : machine && !machine.ok ? KIOSK_EXIT.machine : KIOSK_EXIT.valid;
   if (opts.json) {
     const out = {
       file: result.file,
@@ -52,21 +52,24 @@ export async function runKioskCheck(opts: KioskCheckOptions, io: KioskIo): Promi
       problems: result.problems.map((p) => ({ line: p.line, column: p.column, path: p.path, message: p.message, source: p.source })),
       plan: result.ok ? planJson(result.config) : null,
       deviceCheck,
+      machine,
       exitStatus: code,
     };
     io.stdout(JSON.stringify(out, null, 2) + '\n');
-    if (!opts.schemaOnly) io.stderr(`vgpu-flip kiosk: ${notImplemented}\n`);
     return code;
   }
   if (!result.ok) {
     for (const p of result.problems) io.stderr(formatProblem(p) + '\n');
     const n = result.problems.length;
     io.stderr(`${result.file}: invalid: ${n} problem${n === 1 ? '' : 's'}\n`);
-  } else {
-    io.stdout(renderPlanText(result.config));
-    io.stdout(`${result.file}: valid${opts.schemaOnly ? ' (schema and cross-field checks; no device checked)' : ''}\n`);
+    return code;
   }
-  if (!opts.schemaOnly) io.stderr(`vgpu-flip kiosk: ${notImplemented}\n`);
+  io.stdout(renderPlanText(result.config));
+  if (machine) io.stdout(renderMachineCheck(machine));
+  const problems = machine?.findings.filter((f) => f.severity === 'problem').length ?? 0;
+  io.stdout(
+    `${result.file}: valid${opts.schemaOnly ? ' (schema and cross-field checks; no device checked)' : problems ? `, but this machine does not fit it: ${problems} problem${problems === 1 ? '' : 's'}` : ' and this machine fits it'}\n`,
+  );
   return code;
 }
 
@@ -185,8 +188,8 @@ export function registerKiosk(program: Command): void {
       'after',
       '\nThe format is described by configs/vgpu-flip-kiosk.schema.json (generated from src/kiosk/schema.ts);\n' +
         'examples are in configs/. Exit status: 0 valid; 1 invalid configuration (every problem listed with\n' +
-        'file:line:column); 2 usage error or unreadable file; 3 valid, but the check against this machine\'s\n' +
-        'devices (without --schema-only) is not implemented yet.',
+        'file:line:column); 2 usage error or unreadable file; 3 valid, but this machine does not fit it\n' +
+        '(without --schema-only: devices, connectors, modes, vGPUs and TEST_ONLY of the planes are checked).',
     )
     .exitOverride((err) => {
       // commander's own errors (unknown option, missing argument) are usage errors: exit 2
