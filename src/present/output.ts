@@ -21,7 +21,7 @@ import { dropGoneGuest } from './compose.js';
 import { newEngineStats, type EngineStats } from './stats.js';
 import { assignLayers } from './assign.js';
 import { commitFrame, type PendingFrame } from './frame.js';
-import { dropPlaceholder, placeIdle, type PlaceholderFill, type ShownPlaceholder } from './placeholder.js';
+import { dropPlaceholder, idleWhenBlank, placeIdle, type PlaceholderFill, type ShownPlaceholder } from './placeholder.js';
 
 export interface OutputOptions {
   crtcIndex: number;
@@ -316,6 +316,7 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
       return;
     }
     if (this.checkGone()) return;
+    idleWhenBlank(this);
     this.stats.ticks++;
     this.frameNo++;
     for (const g of this.guests) if (g.path === 'drm_fb' && (!g.events || g.changed)) g.look();

@@ -121,3 +121,13 @@ export function placeIdle(out: Output): void {
     out.report({ stage: 'placeholder', error: e, count: 1, fatal: false });
   }
 }
+
+/**
+ * Every layer of the output is blanked (its guest not ready with the 'blank' policy): show the
+ * placeholder instead of a black CRTC, once. The next assignment takes it off again.
+ */
+export function idleWhenBlank(out: Output): void {
+  if (!out.opts.placeholder || out.placeholder || out.layers.length === 0) return;
+  if (!out.layers.every((l) => l.view.blanked || !l.view.shown) || !out.layers.some((l) => l.view.blanked)) return;
+  placeIdle(out);
+}

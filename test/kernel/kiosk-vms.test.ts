@@ -109,6 +109,15 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
       await shows('guest pattern 61', (x, y) => patternPixel(x, y, W, H, 61) & 0xffffff);
       expect(events().some((e) => e.event === 'vm-back')).toBe(true);
 
+      // the guest turns its display off (not ready): the idle colour, not a black screen; back on: the guest
+      const g = new SimGuest(uuid);
+      g.disable('primary');
+      await shows('the idle colour while the guest is not ready', () => IDLE);
+      g.setMode('primary', { fourcc: 'XR24', width: W, height: H });
+      g.writePixels(0, drawPattern(W, H, 63));
+      g.flip('primary', 0);
+      await shows('guest pattern 63 after it is ready again', (x, y) => patternPixel(x, y, W, H, 63) & 0xffffff);
+
       // the removal waits until every fd of the device is closed: the daemon must let go
       const rm = spawn('sh', ['-c', `echo 1 > /sys/bus/mdev/devices/${uuid}/remove`], { stdio: 'ignore' });
       const removed = new Promise<number | null>((r) => rm.on('exit', r));
