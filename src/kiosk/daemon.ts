@@ -23,8 +23,8 @@ import { addGuest } from '../present/compose.js';
 import type { Output } from '../present/output.js';
 import { simFlipCounter } from '../flip/session-checks.js';
 import { connectorCandidates, crtcFor, matchOutputs, modeRequest, type ConnectorCandidate } from './match.js';
-import type { KioskConfig, OutputConfig, VmConfig } from './model.js';
-import { diffConfigs, diffSummary, reloadScope, sameValue } from './diff.js';
+import { allLayers, type KioskConfig, type OutputConfig, type VmConfig } from './model.js';
+import { closeScope, diffConfigs, diffSummary, reloadScope, sameValue } from './diff.js';
 import type { PlaceholderFill } from '../present/placeholder.js';
 import { readSplash } from './splash.js';
 import { acquireVm } from './vm-source.js';
@@ -40,6 +40,7 @@ export class KioskDaemon {
   /** VMs whose vGPU is not there (yet, or any more): looked for again every retryMs */
   private readonly waitingVms = new Map<string, { vm: VmConfig; said: string }>();
   private retryTimer: NodeJS.Timeout | null = null;
+  private rescanning = false;
   /** how often a missing VM's vGPU is looked for (ms) */
   retryMs = 2000;
   /** the vGPU of each mdev/create VM (create: the one the daemon made, made once) */
@@ -83,7 +84,9 @@ export class KioskDaemon {
       throw new Error(`cannot become DRM master of ${path} (${describeKernelError(e)}): another process (a display server?) owns the display`);
     }
     d = { dev, display: new Display(dev) };
-    d.display.watchDevice({ hotplug: true }).on('output', (x) => this.log('info', `output on CRTC ${x.crtcIndex}: ${x.action} (${x.why})`, { event: 'output', ...x }));
+    const w = d.display.watchDevice({ hotplug: true });
+    w.on('output', (x) => this.log('info', `output on CRTC ${x.crtcIndex}: ${x.action} (${x.why})`, { event: 'output', ...x }));
+    w.on('topology', () => void this.hotplugged().catch((e) => this.log('error', `hotplug: ${(e as Error).message}`, { event: 'hotplug' })));
     this.devices.set(path, d);
     return d;
   }
@@ -154,6 +157,13 @@ export class KioskDaemon {
   async apply(next: KioskConfig): Promise<{ outputs: string[]; waiting: string[]; vms: string[]; summary: string; kept: string[] }> {
     const d = diffConfigs(this.config, next);
     const scope = reloadScope(this.config, next, d);
+    const r = await this.redo(scope, next);
+    const kept = [...this.outputs.keys()].filter((n) => !scope.outputs.has(n));
+    return { ...r, summary: diffSummary(d), kept };
+  }
+
+  /** Stop the outputs and VMs of `scope` (restored, released) and bring them up from `next`. */
+  private async redo(scope: { outputs: Set<string>; vms: Set<string> }, next: KioskConfig): Promise<{ outputs: string[]; waiting: string[]; vms: string[] }> {
     for (const name of scope.outputs) {
       const out = this.outputs.get(name);
       if (!out) continue;
@@ -181,10 +191,34 @@ export class KioskDaemon {
       } else if (stays) this.vmUuids.set(name, uuid); // the same vGPU: opened again, never created twice
     }
     this.config = next;
-    const r = this.bringUp(scope.outputs, scope.vms);
-    const kept = [...this.outputs.keys()].filter((n) => !scope.outputs.has(n));
-    return { ...r, summary: diffSummary(d), kept };
+    return this.bringUp(scope.outputs, scope.vms);
   }
+
+  /**
+   * A connector changed (hotplug): configured outputs that are not presenting (no monitor matched
+   * them yet) are brought up when one matches now, with the VMs they show (and what those share).
+   */
+  private async hotplugged(): Promise<void> {
+    if (this.rescanning) return;
+    this.rescanning = true;
+    try {
+      const missing = this.config.outputs.filter((o) => !this.outputs.has(o.name)).map((o) => o.name);
+      if (missing.length === 0) return;
+      const candidates: ConnectorCandidate[] = [];
+      for (const { dev, display } of this.devices.values()) candidates.push(...connectorCandidates(display.refresh(), (id) => native.drmGetPropertyBlob(dev.fd, id)));
+      const { matched } = matchOutputs(this.config.outputs, candidates, '/dev/dri/card0');
+      const now = missing.filter((n) => matched.has(n));
+      if (now.length === 0) return;
+      this.log('info', `hotplug: ${now.map((n) => `output ${n} -> ${matched.get(n)!.connector.name}`).join(', ')}: bringing ${now.length === 1 ? 'it' : 'them'} up`, { event: 'hotplug', outputs: now });
+      const outputs = new Set(now);
+      const vms = new Set<string>();
+      closeScope(allLayers(this.config), outputs, vms);
+      await this.redo({ outputs, vms }, this.config);
+    } finally {
+      this.rescanning = false;
+    }
+  }
+
   private watchOutput(name: string, out: Output): void {
     out.on('assigned', (e) => this.log('info', `output ${name}: assigned (${e.reason})`, { output: name, event: 'assigned', explanation: e.explanation, paths: e.paths }));
     out.on('error', (e) => this.log(e.fatal ? 'error' : 'warn', `output ${name}: ${e.layer ?? e.plane ?? ''} ${e.stage}: ${e.message}`, { output: name, event: 'error', ...e }));

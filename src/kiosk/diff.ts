@@ -134,13 +134,17 @@ export function reloadScope(before: KioskConfig, after: KioskConfig, d: ConfigDi
       vms.add(l.vm);
     }
   }
-  const all = [...layersBefore.values(), ...layersAfter.values()];
+  closeScope([...layersBefore.values(), ...layersAfter.values()], outputs, vms);
+  return { outputs, vms };
+}
+
+/** Close a scope over "a VM's vGPU is shared by all its outputs" (in place). */
+export function closeScope(layers: readonly LayerConfig[], outputs: Set<string>, vms: Set<string>): void {
   for (let grew = true; grew; ) {
     grew = false;
-    for (const l of all) {
+    for (const l of layers) {
       if (outputs.has(l.output) && !vms.has(l.vm)) { vms.add(l.vm); grew = true; }
       if (vms.has(l.vm) && !outputs.has(l.output)) { outputs.add(l.output); grew = true; }
     }
   }
-  return { outputs, vms };
 }

@@ -249,4 +249,46 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
       removeSampleMdev(mdev);
     }
   });
+
+  it('an output whose monitor is not connected at start comes up when it is plugged in (hotplug uevent), with its VM', async () => {
+    const card = display2Card().split('/').pop()!;
+    const status = `/sys/class/drm/${card}-${head1}/status`;
+    const b = createSimInstance('vgpu_sim-small');
+    const g = new SimGuest(b.uuid);
+    g.setMode('primary', { fourcc: 'XR24', width: W, height: H });
+    g.writePixels(0, drawPattern(W, H, 91));
+    g.flip('primary', 0);
+    writeFileSync(status, 'off');
+    writeFileSync(`/sys/class/drm/${card}/uevent`, 'change');
+    const cfg = path.join(dir, 'late.yaml');
+    writeFileSync(cfg, [
+      'version: 1',
+      'outputs:',
+      `  - { name: late, device: ${display2Card()}, match: ${head1}, mode: ${W}x${H} }`,
+      'vms:',
+      `  - { name: lv, mdev: ${b.uuid}, planes: { primary: { output: late, paths: [region] } } }`,
+      '',
+    ].join('\n'));
+    const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
+    const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => p.on('exit', r));
+    const events = (): { event?: string; msg: string }[] =>
+      err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg: string });
+    try {
+      await waitFor(() => events().some((e) => e.event === 'ready'), 30_000, `the daemon ready (log: ${err})`);
+      expect(err).toMatch(/output late: no matching connected monitor; its layers wait/);
+      writeFileSync(status, 'on');
+      writeFileSync(`/sys/class/drm/${card}/uevent`, 'change');
+      await waitFor(() => events().some((e) => e.event === 'hotplug'), 20_000, `the hotplug line (log: ${err})`);
+      await shows('guest 91 on head 1 after the plug', (x, y) => patternPixel(x, y, W, H, 91) & 0xffffff, 1);
+      p.kill('SIGTERM');
+      expect(await exited, err).toBe(0);
+    } finally {
+      if (p.exitCode === null) p.kill('SIGKILL');
+      writeFileSync(status, 'detect');
+      b.remove();
+    }
+  });
 });
