@@ -12,6 +12,9 @@ import { encode, LineSplitter, MAX_REQUEST_BYTES, parseRequest, type Request, ty
 import { checkPeer, socketMode, type Peer } from './peer-policy.js';
 import type { LogFn } from './daemon.js';
 
+/** connections served at once (a client holding many open cannot starve the daemon of fds) */
+export const MAX_CONNECTIONS = 32;
+
 export type Handler = (req: Request) => Promise<Response>;
 
 export interface ControlServerOptions {
@@ -58,6 +61,11 @@ export class ControlServer {
 
   get path(): string {
     return this.o.socket;
+  }
+
+  /** connections open now */
+  get connectionCount(): number {
+    return this.conns.size;
   }
 
   /**
@@ -115,6 +123,11 @@ export class ControlServer {
 
   private onConnection(s: net.Socket): void {
     const sockPath = this.o.socket;
+    if (this.conns.size >= MAX_CONNECTIONS) {
+      this.o.log('warn', `control socket ${sockPath}: ${MAX_CONNECTIONS} connections open already; one more refused`, { event: 'control-busy' });
+      s.destroy();
+      return;
+    }
     this.conns.add(s);
     s.on('close', () => this.conns.delete(s));
     s.on('error', () => s.destroy());

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encode, LineSplitter, parseRequest, parseResponse } from '../../src/kiosk/control-protocol.js';
 import { checkPeer, resolveGroup, socketMode } from '../../src/kiosk/peer-policy.js';
-import { ControlServer, kernelPeer } from '../../src/kiosk/control-server.js';
+import { ControlServer, kernelPeer, MAX_CONNECTIONS } from '../../src/kiosk/control-server.js';
 import { ControlError, explainConnectError, request } from '../../src/kiosk/control-client.js';
 import type { Peer } from '../../src/kiosk/peer-policy.js';
 
@@ -156,6 +156,24 @@ describe('ControlServer and the client over a real UNIX socket', () => {
     writeFileSync(file, '');
     const onFile = new ControlServer({ socket: file, gid: null, log: () => {}, handle: async () => ({ ok: false, error: 'x' }) });
     await expect(onFile.listen()).rejects.toThrow(/exists and is not a socket; not removing it/);
+  });
+
+  it('serves at most MAX_CONNECTIONS at once', async () => {
+    const socket = await start();
+    const open = await Promise.all(Array.from({ length: MAX_CONNECTIONS }, () => new Promise<net.Socket>((r) => {
+      const c = net.connect(socket, () => r(c));
+    })));
+    try {
+      const srv = servers.at(-1)!;
+      for (let i = 0; srv.connectionCount < MAX_CONNECTIONS; i++) {
+        if (i > 1000) throw new Error(`the server accepted ${srv.connectionCount} of ${MAX_CONNECTIONS}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await expect(request(socket, { cmd: 'status' })).rejects.toThrow(/closed the connection|ECONNRESET/);
+      expect(logs.some((l) => l.fields?.['event'] === 'control-busy')).toBe(true);
+    } finally {
+      for (const c of open) c.destroy();
+    }
   });
 
   it('explains connection failures', async () => {
