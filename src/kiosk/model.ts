@@ -49,7 +49,7 @@ export interface KioskConfig {
   outputs: OutputConfig[];
   vms: VmConfig[];
   control: { socket: string; group: string | null };
-  log: { format: 'text' | 'json'; level: 'error' | 'warn' | 'info' | 'debug' };
+  log: { format: 'text' | 'pretty' | 'json'; level: 'error' | 'warn' | 'info' | 'debug' };
 }
 
 /** default z per guest plane kind: primary at the bottom, cursor on top */

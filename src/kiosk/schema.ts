@@ -180,8 +180,8 @@ export const KioskConfigSchema = z
       .describe('The control socket.'),
     log: z
       .strictObject({
-        format: z.enum(['text', 'json'], { error: 'log format must be text or json' }).default('text')
-          .describe('text: one readable line per event (journald adds the time); json: one JSON object per line.'),
+        format: z.enum(['text', 'pretty', 'json'], { error: 'log format must be json, pretty or text' }).default('text')
+          .describe('pretty (or text, the same): one readable line per event; json: one JSON object per line (pino), for the journal and log collectors.'),
         level: z.enum(['error', 'warn', 'info', 'debug'], { error: 'log level must be error, warn, info or debug' })
           .default('info')
           .describe('Least severe level logged.'),

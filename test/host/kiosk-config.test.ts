@@ -136,7 +136,7 @@ describe('kiosk config: schema problems, every one at its line:column', () => {
       'k.yaml:13:54: vms[0].planes.primary.z: z must be a whole number from 0 to 255 (got the number 1.5)',
       'k.yaml:13:67: vms[0].planes.primary.paths[0]: "drmfb" is not a display path: write drm-fb, dmabuf or region',
       'k.yaml:14:17: vms[0].planes.cursor.placement: unknown key "placement": the cursor follows the guest pointer over the primary plane; remove it',
-      'k.yaml:15:16: log.format: log format must be text or json (got the string "xml")',
+      'k.yaml:15:16: log.format: log format must be json, pretty or text (got the string "xml")',
     ]);
   });
 
