@@ -148,6 +148,8 @@ export function dmabufView(api: NativeAddon, dmabufFd: number, size: number, des
 export class CopyTarget {
   private readonly fbs: DumbFramebuffer[] = [];
   private readonly maps: Buffer[] = [];
+  /** which buffers hold a copied frame (damage: a fresh buffer is written whole) */
+  private readonly written: boolean[] = [false, false];
   /** index of the buffer on screen */
   private front = 0;
   bytesCopied = 0;
@@ -175,16 +177,49 @@ export class CopyTarget {
    * Copy a frame into the buffer that is not on screen; returns its fb id and the bytes copied.
    * Until presented() names it, the next copy goes to the same buffer again (a failed or
    * retried commit never makes us write into the scanout buffer).
+   * `damage`: compare with what is there first. A frame equal, row by row, to the one on screen
+   * is not copied at all (`unchanged`: nothing to commit); otherwise only the rows that differ
+   * from the target buffer's are written (it holds the frame before the one on screen).
    */
-  copy(src: CopySource, srcDesc: BufferDesc): { fbId: number; bytes: number } {
+  copy(src: CopySource, srcDesc: BufferDesc, damage = false): { fbId: number; bytes: number; unchanged?: boolean; rows?: number } {
     const back = this.front === 0 ? 1 : 0;
     const fb = this.fbs[back]!;
     const dst = this.maps[back]!;
     const rowBytes = srcDesc.width * bytesPerPixel(srcDesc.format);
-    const bytes = src.read((pixels) => copyRows(pixels, srcDesc.stride, dst, fb.pitch, rowBytes, srcDesc.height, true));
-    this.bytesCopied += bytes;
+    if (!damage || this.copies === 0) {
+      const bytes = src.read((pixels) => copyRows(pixels, srcDesc.stride, dst, fb.pitch, rowBytes, srcDesc.height, true));
+      this.bytesCopied += bytes;
+      this.copies++;
+      if (damage) this.written[back] = true;
+      return { fbId: fb.fbId, bytes };
+    }
+    const front = this.maps[this.front]!;
+    const pitch = fb.pitch;
+    const r = src.read((pixels) => {
+      const rows = Math.min(srcDesc.height, Math.floor(pixels.length / srcDesc.stride), Math.floor(dst.length / pitch));
+      let same = this.written[this.front] === true;
+      for (let y = 0; same && y < rows; y++) {
+        if (pixels.compare(front, y * pitch, y * pitch + rowBytes, y * srcDesc.stride, y * srcDesc.stride + rowBytes) !== 0) same = false;
+      }
+      if (same) return { bytes: 0, rows: 0, unchanged: true };
+      const fresh = this.written[back] !== true;
+      let n = 0;
+      let changed = 0;
+      for (let y = 0; y < rows; y++) {
+        const s0 = y * srcDesc.stride;
+        const d0 = y * pitch;
+        if (!fresh && pixels.compare(dst, d0, d0 + rowBytes, s0, s0 + rowBytes) === 0) continue;
+        pixels.copy(dst, d0, s0, s0 + rowBytes);
+        n += rowBytes;
+        changed++;
+      }
+      return { bytes: n, rows: changed, unchanged: false };
+    });
+    if (r.unchanged) return { fbId: this.fbs[this.front]!.fbId, bytes: 0, unchanged: true, rows: 0 };
+    this.written[back] = true;
+    this.bytesCopied += r.bytes;
     this.copies++;
-    return { fbId: fb.fbId, bytes };
+    return { fbId: fb.fbId, bytes: r.bytes, rows: r.rows };
   }
 
   /** The pixels of framebuffer fbId if it is one of ours (a copy of them). */
@@ -229,13 +264,13 @@ export class CopyTargets {
   constructor(private readonly dev: DrmDevice) {}
 
   /** Copy a frame into a buffer of the right shape that is not on screen. */
-  copy(src: CopySource, desc: BufferDesc): { fbId: number; bytes: number } {
+  copy(src: CopySource, desc: BufferDesc, damage = false): { fbId: number; bytes: number; unchanged?: boolean; rows?: number } {
     if (!this.current || !this.current.matches(desc)) {
       if (this.current) this.retired.push(this.current);
       this.current = null;
       this.current = new CopyTarget(this.dev, desc);
     }
-    return this.current.copy(src, desc);
+    return this.current.copy(src, desc, damage);
   }
 
   presented(fbId: number): void {

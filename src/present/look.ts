@@ -125,6 +125,7 @@ function lookFlipping(l: Layer, host: LookHost, req: AtomicRequest, frames: Fram
       if (!l.assignment) return `${l.name}: not assigned yet`;
       const got = l.source.obtain(d.id, d.desc, l.last!, host.frameNo);
       if (!got) return null;
+      if (got.unchanged && got.fbId === l.fbId && l.kind !== 'cursor') return null; // nothing new to show
       req.set(l.assignment.planeId, 'FB_ID', got.fbId);
       if (l.kind === 'cursor') setCursorPos(l, host, req, d);
       l.view.shown = { id: d.id, desc: d.desc, x: d.x, y: d.y, xHot: d.xHot, yHot: d.yHot };

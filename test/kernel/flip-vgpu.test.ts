@@ -261,8 +261,8 @@ describe('vgpu-sim through VFIO onto vkms planes', () => {
     const f = await e.capture();
     expect(compareRegion(f, 16, 8, 400, 300, (x, y) => patternPixel(x, y, 400, 300, 9)).mismatches).toBe(0);
     const st = e.stats.planes.primary!;
-    expect(st.copies).toBeGreaterThan(1);
-    expect(st.bytesCopied).toBe(st.copies * 400 * 300 * 4);
+    // idle guest: one copy (the damage check finds every later frame equal to the one on screen)
+    expect([st.copies, st.bytesCopied]).toEqual([1, 400 * 300 * 4]);
     await e.stop();
   });
 });

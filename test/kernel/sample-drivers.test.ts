@@ -172,8 +172,10 @@ describe('mdpy (REGION only, fixed mode) held by a VMM', () => {
     expect(await captureUntil(e, (f) => showsPattern(f, dst.x, dst.y, W, H, 4))).toBe('ok');
 
     const st = e.stats.planes.primary!;
-    expect(st.copies).toBeGreaterThan(1);
-    expect(st.bytesCopied).toBe(st.copies * W * H * 4);
+    // the first frame and the redraw (into the other, never written buffer: whole; a redraw
+    // caught half way adds copies of the rows that differ)
+    expect(st.copies).toBeGreaterThanOrEqual(2);
+    expect(st.bytesCopied).toBeGreaterThanOrEqual(2 * W * H * 4);
     expect(log.frameCount).toBeGreaterThan(0);
     expect([...log.paths]).toEqual(['copy']);
     expect([...log.ids]).toEqual([16]);

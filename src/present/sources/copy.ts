@@ -1,5 +1,7 @@
-// REGION layers: the guest's framebuffer is read from a VFIO region and copied, every frame,
-// into a dumb framebuffer that is not on screen (src/flip/copy.ts: CopyTargets).
+// REGION layers: the guest's framebuffer is read from a VFIO region every frame and compared
+// with what is on screen: an unchanged frame is neither copied nor committed; a changed one is
+// copied (only the rows that differ) into a dumb framebuffer that is not on screen
+// (src/flip/copy.ts: CopyTargets).
 import type { GfxPlaneInfo } from '../../binding/types.js';
 import type { DrmDevice } from '../../kms/index.js';
 import { CopyTargets, type CopySource } from '../../flip/copy.js';
@@ -40,10 +42,11 @@ export class RegionCopySource implements LayerSource {
         this.source = this.host.openRegion(id, info.size || desc.stride * desc.height);
         this.sourceKey = key;
       }
-      const r = this.copies.copy(this.source!, desc);
+      const r = this.copies.copy(this.source!, desc, true);
+      this.streak.ok();
+      if (r.unchanged) return { fbId: r.fbId, imported: false, bytes: 0, unchanged: true };
       this.stats.copies++;
       this.stats.bytesCopied += r.bytes;
-      this.streak.ok();
       return { fbId: r.fbId, imported: false, bytes: r.bytes };
     } catch (e) {
       this.stats.errors++;

@@ -16,6 +16,8 @@ export interface Presentable {
   bytes: number;
   /** DMABUF: the guest buffer behind it */
   got?: Obtained;
+  /** REGION: the guest's pixels equal what is on screen: nothing to copy or commit */
+  unchanged?: boolean;
 }
 
 export type Pixels = { pixels: Buffer; stride: number; format: number } | { unreadable: string };
