@@ -1,6 +1,7 @@
 // `vgpu-flip kiosk --check FILE` against the machine (issue 9), on the rig's second display
 // (virtio-gpu, two heads with one primary and one cursor plane each): a configuration that fits
-// passes with the planes TEST_ONLY accepted (the vGPU's own plane size, read from it); a mode
+// passes with the planes TEST_ONLY accepted (the vGPU's own plane size, read from it: a guest
+// smaller than the head would not fit, the primary plane cannot be positioned there); a mode
 // the connector does not offer, a connector that is not there and two guests side by side on a
 // head with one primary plane are each named; exit 3. The display state is the same afterwards
 // (TEST_ONLY only). Fails in CI without the second display.
@@ -19,6 +20,7 @@ const ci = /^(1|true|yes)$/i.test(process.env['CI'] ?? '');
 describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk --check against this machine', () => {
   let a: SimInstance | null = null;
   let b: SimInstance | null = null;
+  let c: SimInstance | null = null;
   let dir = '';
   let head0 = '';
   const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
@@ -47,12 +49,14 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk --check a
     } finally {
       dev.close();
     }
+    // a: the head's size (virtio-gpu's primary plane cannot be positioned or scaled); b, c: half of it
     a = createSimInstance('vgpu_sim-small');
     b = createSimInstance('vgpu_sim-small');
-    for (const i of [a, b]) {
+    c = createSimInstance('vgpu_sim-small');
+    for (const [i, w] of [[a, 1024], [b, 512], [c, 512]] as const) {
       const g = new SimGuest(i.uuid);
-      g.setMode('primary', { fourcc: 'XR24', width: 512, height: 768 });
-      g.writePixels(0, drawPattern(512, 768, 3));
+      g.setMode('primary', { fourcc: 'XR24', width: w, height: 768 });
+      g.writePixels(0, drawPattern(w, 768, 3));
       g.flip('primary', 0);
     }
     dir = mkdtempSync(path.join(os.tmpdir(), 'kiosk-check-'));
@@ -61,6 +65,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk --check a
   afterAll(() => {
     a?.remove();
     b?.remove();
+    c?.remove();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -71,7 +76,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk --check a
       'outputs:',
       `  - { name: wall, device: ${display2Card()}, match: ${head0}, mode: 1024x768 }`,
       'vms:',
-      `  - { name: sign, mdev: ${a!.uuid}, planes: { primary: { output: wall, placement: center } } }`,
+      `  - { name: sign, mdev: ${a!.uuid}, planes: { primary: { output: wall } } }`,
     ]);
     expect(r.code, r.out + r.err).toBe(0);
     expect(r.out).toMatch(new RegExp(`wall: ${head0} on ${display2Card()}, CRTC 0, 1024x768@\\d+; TEST_ONLY: `));
@@ -90,8 +95,8 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk --check a
       `  - { name: gone, device: ${display2Card()}, match: HDMI-A-7 }`,
       `  - { name: pair, device: ${display2Card()}, match: "*", mode: 1024x768 }`,
       'vms:',
-      `  - { name: l, mdev: ${a!.uuid}, planes: { primary: { output: pair, placement: "0,0" } } }`,
-      `  - { name: r, mdev: ${b!.uuid}, planes: { primary: { output: pair, placement: "512,0" } } }`,
+      `  - { name: l, mdev: ${b!.uuid}, planes: { primary: { output: pair, placement: "0,0" } } }`,
+      `  - { name: r, mdev: ${c!.uuid}, planes: { primary: { output: pair, placement: "512,0", z: 1 } } }`,
     ]);
     expect(r.code, r.out + r.err).toBe(3);
     const f = r.json.machine.findings.map((x) => `${x.severity} ${x.output ?? ''}: ${x.message}`);
