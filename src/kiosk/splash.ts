@@ -1,7 +1,11 @@
 // A PNG splash for an output's idle placeholder, decoded with pngjs into XRGB8888 (the
 // placeholder fits it to the mode). Errors name the file and what is wrong with it.
 import { readFileSync } from 'node:fs';
-import { PNG } from 'pngjs';
+import { createRequire } from 'node:module';
+import type { PNG as PngType } from 'pngjs';
+
+/** pngjs, loaded on first use: most configurations have no splash, and the daemon starts faster */
+const png = (): typeof PngType => (createRequire(import.meta.url)('pngjs') as { PNG: typeof PngType }).PNG;
 
 export interface SplashImage {
   width: number;
@@ -11,16 +15,16 @@ export interface SplashImage {
 }
 
 export function decodeSplash(data: Buffer, what = 'splash'): SplashImage {
-  let png: PNG;
+  let img: PngType;
   try {
-    png = PNG.sync.read(data);
+    img = png().sync.read(data);
   } catch (e) {
     throw new Error(`${what} is not a readable PNG: ${(e as Error).message}`);
   }
-  const { width, height } = png;
+  const { width, height } = img;
   if (width > 16384 || height > 16384) throw new Error(`${what} is ${width}x${height}: at most 16384x16384`);
   const pixels = Buffer.alloc(width * height * 4);
-  const src = png.data; // RGBA
+  const src = img.data; // RGBA
   for (let i = 0; i < width * height; i++) {
     const a = src[i * 4 + 3]!;
     pixels[i * 4] = (src[i * 4 + 2]! * a) / 255; // B

@@ -17,7 +17,7 @@ import { DrmDevice } from '../../src/kms/index.js';
 import { drawPattern, patternPixel } from '../../src/flip/pattern.js';
 import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-sim/index.js';
 import { display2Card, display2CardOrUndefined, screendump } from './display2-helpers.js';
-import { sleep, waitFor } from './flip-helpers.js';
+import { sleep } from './flip-helpers.js';
 import { SampleVmm, createSampleMdev, removeSampleMdev } from './sample-vmm.js';
 
 const ci = /^(1|true|yes)$/i.test(process.env['CI'] ?? '');
@@ -49,9 +49,21 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  /** the running daemon's log so far (for failure messages) */
+  let lastLog = '';
+
+  /** waitFor with the message made at the timeout (the daemon's log as it is then) */
+  async function until(cond: () => boolean, ms: number, what: () => string): Promise<void> {
+    for (const end = Date.now() + ms; !cond(); await sleep(20)) {
+      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what()}`);
+    }
+  }
+
   /** Wait until head `head` shows `want(x, y)` at every sampled pixel. */
+  // generous: the daemon's start (node loading its modules over the rig's 9p share) takes 10+ s
+  // under TCG while the test process runs beside it
   async function shows(what: string, want: (x: number, y: number) => number, head = 0, w = W, h = H): Promise<void> {
-    const end = Date.now() + 30_000;
+    const end = Date.now() + 90_000;
     for (;;) {
       const s = await screendump(head);
       let bad = 0;
@@ -63,7 +75,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
         }
       }
       if (bad === 0) return;
-      if (Date.now() > end) throw new Error(`head ${head} does not show ${what} after 30 s: ${bad} sampled pixels differ, first ${first} (${s.width}x${s.height})`);
+      if (Date.now() > end) throw new Error(`head ${head} does not show ${what} after 90 s: ${bad} sampled pixels differ, first ${first} (${s.width}x${s.height}); daemon log: ${lastLog.slice(-4000)}`);
       await sleep(250);
     }
   }
@@ -96,12 +108,12 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
     const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
     const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); lastLog = err; });
     const exited = new Promise<number | null>((r) => p.on('exit', r));
     const events = (): { event?: string; msg: string; level?: unknown }[] =>
       err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg: string; level?: unknown });
     try {
-      await waitFor(() => events().some((e) => e.event === 'vm-waiting'), 30_000, `the daemon waiting for the vGPU (log: ${err})`);
+      await until(() => events().some((e) => e.event === 'vm-waiting'), 120000, () => `the daemon waiting for the vGPU (log: ${err})`);
       await shows('the idle colour', () => IDLE);
       expect(p.exitCode).toBe(null);
 
@@ -123,7 +135,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
       const removed = new Promise<number | null>((r) => rm.on('exit', r));
       expect(await Promise.race([removed, sleep(30_000).then(() => 'the removal still waits after 30 s')])).toBe(0);
       await shows('the idle colour after the removal', () => IDLE);
-      await waitFor(() => events().some((e) => e.event === 'guest-left'), 10_000, `the guest-left log line (log: ${err})`);
+      await until(() => events().some((e) => e.event === 'guest-left'), 60000, () => `the guest-left log line (log: ${err})`);
 
       createAndDraw(62);
       await shows('guest pattern 62 after re-creation', (x, y) => patternPixel(x, y, W, H, 62) & 0xffffff);
@@ -165,7 +177,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
       const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
       const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let err = '';
-      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      p.stderr.on('data', (d: Buffer) => { err += d.toString(); lastLog = err; });
       const exited = new Promise<number | null>((r) => p.on('exit', r));
       const events = (): { event?: string; msg: string; output?: string; kept?: string[] }[] =>
         err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg: string });
@@ -177,12 +189,12 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
         const n = err.length;
         writeFileSync(cfg, text('#446688'));
         p.kill('SIGHUP');
-        await waitFor(() => events().some((e) => e.event === 'reload'), 20_000, `the reload (log: ${err.slice(n)})`);
+        await until(() => events().some((e) => e.event === 'reload'), 60000, () => `the reload (log: ${err.slice(n)})`);
         const reload = events().find((e) => e.event === 'reload')!;
         expect(reload.kept).toEqual(['one']);
         expect(reload.msg).toMatch(/outputs: ~two\(idle\)/);
         // output two is planned again; output one is not touched (no new assignment, no restore)
-        await waitFor(() => events().filter((e) => e.event === 'assigned').length === 3, 20_000, `output two assigned again (log: ${err.slice(n)})`);
+        await until(() => events().filter((e) => e.event === 'assigned').length === 3, 60000, () => `output two assigned again (log: ${err.slice(n)})`);
         expect(events().filter((e) => e.event === 'assigned').map((e) => e.output).slice(2)).toEqual(['two']);
         await shows('guest 71 still on head 0', (x, y) => patternPixel(x, y, W, H, 71) & 0xffffff, 0);
         await shows('guest 72 on head 1 again', (x, y) => patternPixel(x, y, W, H, 72) & 0xffffff, 1);
@@ -221,7 +233,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
       const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
       const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let err = '';
-      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      p.stderr.on('data', (d: Buffer) => { err += d.toString(); lastLog = err; });
       const exited = new Promise<number | null>((r) => p.on('exit', r));
       const events = (): { event?: string; msg: string }[] =>
         err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg: string });
@@ -232,7 +244,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
         await vmm.stop();
         vmm = null;
         await shows('the idle colour after the VMM exited', () => 0x204060, 0, w, h);
-        await waitFor(() => events().some((e) => e.event === 'guest-left'), 10_000, `the guest-left line (log: ${err})`);
+        await until(() => events().some((e) => e.event === 'guest-left'), 60000, () => `the guest-left line (log: ${err})`);
         expect(err).toMatch(/the VMM \(pid \d+\) of vm bench exited/);
         // it starts again (a new pid in the pid file)
         vmm = await SampleVmm.start(mdev, 'mdpy');
@@ -272,16 +284,16 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
     const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
     const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); lastLog = err; });
     const exited = new Promise<number | null>((r) => p.on('exit', r));
     const events = (): { event?: string; msg: string }[] =>
       err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg: string });
     try {
-      await waitFor(() => events().some((e) => e.event === 'ready'), 30_000, `the daemon ready (log: ${err})`);
+      await until(() => events().some((e) => e.event === 'ready'), 120000, () => `the daemon ready (log: ${err})`);
       expect(err).toMatch(/output late: no matching connected monitor; its layers wait/);
       writeFileSync(status, 'on');
       writeFileSync(`/sys/class/drm/${card}/uevent`, 'change');
-      await waitFor(() => events().some((e) => e.event === 'hotplug'), 20_000, `the hotplug line (log: ${err})`);
+      await until(() => events().some((e) => e.event === 'hotplug'), 60000, () => `the hotplug line (log: ${err})`);
       await shows('guest 91 on head 1 after the plug', (x, y) => patternPixel(x, y, W, H, 91) & 0xffffff, 1);
       p.kill('SIGTERM');
       expect(await exited, err).toBe(0);
