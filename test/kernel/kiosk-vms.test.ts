@@ -7,7 +7,7 @@
 // A SIGHUP changing one of two outputs brings up only that one. A VM found by its VMM's pid
 // file (the kernel's mdpy sample driver, held by a VMM process) goes when the VMM exits and
 // comes back when it runs again. Fails in CI without the second display or the sample drivers.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -24,6 +24,25 @@ const ci = /^(1|true|yes)$/i.test(process.env['CI'] ?? '');
 const W = 1024;
 const H = 768;
 const IDLE = 0x3366cc;
+
+type LogLine = { event?: string; msg: string; level?: unknown; output?: string; kept?: string[] };
+
+/** `vgpu-flip kiosk --run cfg` as a child process, its JSON log lines as they arrive. */
+function runDaemon(cfg: string): { p: ChildProcess; exited: Promise<number | null>; events: () => LogLine[]; log: () => string } {
+  const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
+  const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  p.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    lastLog = err;
+  });
+  const exited = new Promise<number | null>((r) => p.on('exit', r));
+  const events = (): LogLine[] => err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
+  return { p, exited, events, log: () => err };
+}
+
+/** the running daemon's log so far (for failure messages) */
+let lastLog = '';
 
 describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a VM that comes and goes', () => {
   const uuid = randomUUID();
@@ -49,8 +68,6 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** the running daemon's log so far (for failure messages) */
-  let lastLog = '';
 
   /** waitFor with the message made at the timeout (the daemon's log as it is then) */
   async function until(cond: () => boolean, ms: number, what: () => string): Promise<void> {
@@ -105,15 +122,9 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
       '      primary: { output: wall, paths: [dmabuf] }',
       '',
     ].join('\n'));
-    const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
-    const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); lastLog = err; });
-    const exited = new Promise<number | null>((r) => p.on('exit', r));
-    const events = (): { event?: string; msg: string; level?: unknown }[] =>
-      err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg: string; level?: unknown });
+    const { p, exited, events, log } = runDaemon(cfg);
     try {
-      await until(() => events().some((e) => e.event === 'vm-waiting'), 120000, () => `the daemon waiting for the vGPU (log: ${err})`);
+      await until(() => events().some((e) => e.event === 'vm-waiting'), 120000, () => `the daemon waiting for the vGPU (log: ${log()})`);
       await shows('the idle colour', () => IDLE);
       expect(p.exitCode).toBe(null);
 
@@ -135,7 +146,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
       const removed = new Promise<number | null>((r) => rm.on('exit', r));
       expect(await Promise.race([removed, sleep(30_000).then(() => 'the removal still waits after 30 s')])).toBe(0);
       await shows('the idle colour after the removal', () => IDLE);
-      await until(() => events().some((e) => e.event === 'guest-left'), 60000, () => `the guest-left log line (log: ${err})`);
+      await until(() => events().some((e) => e.event === 'guest-left'), 60000, () => `the guest-left log line (log: ${log()})`);
 
       createAndDraw(62);
       await shows('guest pattern 62 after re-creation', (x, y) => patternPixel(x, y, W, H, 62) & 0xffffff);
@@ -145,7 +156,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
       expect(events().filter(errorLevel).map((e) => e.msg)).toEqual([]);
 
       p.kill('SIGTERM');
-      expect(await exited, err).toBe(0);
+      expect(await exited, log()).toBe(0);
     } finally {
       if (p.exitCode === null) p.kill('SIGKILL');
     }
@@ -174,27 +185,21 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
         '',
       ].join('\n');
       writeFileSync(cfg, text('#000000'));
-      const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
-      const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let err = '';
-      p.stderr.on('data', (d: Buffer) => { err += d.toString(); lastLog = err; });
-      const exited = new Promise<number | null>((r) => p.on('exit', r));
-      const events = (): { event?: string; msg: string; output?: string; kept?: string[] }[] =>
-        err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg: string });
+      const { p, exited, events, log } = runDaemon(cfg);
       try {
         await shows('guest 71 on head 0', (x, y) => patternPixel(x, y, W, H, 71) & 0xffffff, 0);
         await shows('guest 72 on head 1', (x, y) => patternPixel(x, y, W, H, 72) & 0xffffff, 1);
         const assignedBefore = events().filter((e) => e.event === 'assigned').map((e) => e.output);
         expect(assignedBefore.sort()).toEqual(['one', 'two']);
-        const n = err.length;
+        const n = log().length;
         writeFileSync(cfg, text('#446688'));
         p.kill('SIGHUP');
-        await until(() => events().some((e) => e.event === 'reload'), 60000, () => `the reload (log: ${err.slice(n)})`);
+        await until(() => events().some((e) => e.event === 'reload'), 60000, () => `the reload (log: ${log().slice(n)})`);
         const reload = events().find((e) => e.event === 'reload')!;
         expect(reload.kept).toEqual(['one']);
         expect(reload.msg).toMatch(/outputs: ~two\(idle\)/);
         // output two is planned again; output one is not touched (no new assignment, no restore)
-        await until(() => events().filter((e) => e.event === 'assigned').length === 3, 60000, () => `output two assigned again (log: ${err.slice(n)})`);
+        await until(() => events().filter((e) => e.event === 'assigned').length === 3, 60000, () => `output two assigned again (log: ${log().slice(n)})`);
         expect(events().filter((e) => e.event === 'assigned').map((e) => e.output).slice(2)).toEqual(['two']);
         await shows('guest 71 still on head 0', (x, y) => patternPixel(x, y, W, H, 71) & 0xffffff, 0);
         await shows('guest 72 on head 1 again', (x, y) => patternPixel(x, y, W, H, 72) & 0xffffff, 1);
@@ -202,7 +207,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
         new SimGuest(a.uuid).writePixels(0, drawPattern(W, H, 73));
         await shows('guest 73 on head 0 after the reload', (x, y) => patternPixel(x, y, W, H, 73) & 0xffffff, 0);
         p.kill('SIGTERM');
-        expect(await exited, err).toBe(0);
+        expect(await exited, log()).toBe(0);
       } finally {
         if (p.exitCode === null) p.kill('SIGKILL');
       }
@@ -230,29 +235,23 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
         `  - { name: bench, pidfile: ${pidFile}, planes: { primary: { output: lab, paths: [region] } } }`,
         '',
       ].join('\n'));
-      const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
-      const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let err = '';
-      p.stderr.on('data', (d: Buffer) => { err += d.toString(); lastLog = err; });
-      const exited = new Promise<number | null>((r) => p.on('exit', r));
-      const events = (): { event?: string; msg: string }[] =>
-        err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg: string });
+      const { p, exited, events, log } = runDaemon(cfg);
       try {
         await shows('the VMM\'s guest (pattern 81)', (x, y) => patternPixel(x, y, w, h, 81) & 0xffffff, 0, w, h);
-        expect(err).toMatch(new RegExp(`vm bench: VMM pid ${vmm.pid} \\(pid file ${pidFile}\\)`));
+        expect(log()).toMatch(new RegExp(`vm bench: VMM pid ${vmm.pid} \\(pid file ${pidFile}\\)`));
         // the VMM exits (its fds close): the daemon lets go of its copy of the device fd too
         await vmm.stop();
         vmm = null;
         await shows('the idle colour after the VMM exited', () => 0x204060, 0, w, h);
-        await until(() => events().some((e) => e.event === 'guest-left'), 60000, () => `the guest-left line (log: ${err})`);
-        expect(err).toMatch(/the VMM \(pid \d+\) of vm bench exited/);
+        await until(() => events().some((e) => e.event === 'guest-left'), 60000, () => `the guest-left line (log: ${log()})`);
+        expect(log()).toMatch(/the VMM \(pid \d+\) of vm bench exited/);
         // it starts again (a new pid in the pid file)
         vmm = await SampleVmm.start(mdev, 'mdpy');
         await vmm.draw(drawPattern(w, h, 82));
         writeFileSync(pidFile, `${vmm.pid}\n`);
         await shows('the guest again after the VMM came back (pattern 82)', (x, y) => patternPixel(x, y, w, h, 82) & 0xffffff, 0, w, h);
         p.kill('SIGTERM');
-        expect(await exited, err).toBe(0);
+        expect(await exited, log()).toBe(0);
       } finally {
         if (p.exitCode === null) p.kill('SIGKILL');
       }
@@ -281,22 +280,16 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
       `  - { name: lv, mdev: ${b.uuid}, planes: { primary: { output: late, paths: [region] } } }`,
       '',
     ].join('\n'));
-    const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
-    const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); lastLog = err; });
-    const exited = new Promise<number | null>((r) => p.on('exit', r));
-    const events = (): { event?: string; msg: string }[] =>
-      err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg: string });
+    const { p, exited, events, log } = runDaemon(cfg);
     try {
-      await until(() => events().some((e) => e.event === 'ready'), 120000, () => `the daemon ready (log: ${err})`);
-      expect(err).toMatch(/output late: no matching connected monitor; its layers wait/);
+      await until(() => events().some((e) => e.event === 'ready'), 120000, () => `the daemon ready (log: ${log()})`);
+      expect(log()).toMatch(/output late: no matching connected monitor; its layers wait/);
       writeFileSync(status, 'on');
       writeFileSync(`/sys/class/drm/${card}/uevent`, 'change');
-      await until(() => events().some((e) => e.event === 'hotplug'), 60000, () => `the hotplug line (log: ${err})`);
+      await until(() => events().some((e) => e.event === 'hotplug'), 60000, () => `the hotplug line (log: ${log()})`);
       await shows('guest 91 on head 1 after the plug', (x, y) => patternPixel(x, y, W, H, 91) & 0xffffff, 1);
       p.kill('SIGTERM');
-      expect(await exited, err).toBe(0);
+      expect(await exited, log()).toBe(0);
     } finally {
       if (p.exitCode === null) p.kill('SIGKILL');
       writeFileSync(status, 'detect');
