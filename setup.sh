@@ -9,7 +9,8 @@ say() { printf '[setup] %s\n' "$*"; }
 
 # sway: the real Wayland compositor of the lease test (test/kernel/wayland-lease.test.ts; the rig's VM
 # sees the host's packages over 9p)
-pkgs=(qemu-system-x86 busybox-static kmod cpio libdrm-dev pkg-config python3 make g++ xz-utils rsync patch wayland-protocols libwayland-dev sway)
+# python3 and util-linux (setpriv): the kiosk control test's sd_notify receiver and its non-root clients
+pkgs=(qemu-system-x86 busybox-static kmod cpio libdrm-dev pkg-config python3 make g++ xz-utils rsync patch wayland-protocols libwayland-dev sway util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
