@@ -1,9 +1,9 @@
 // A real Wayland compositor for the kernel tests: Debian's sway 1.7 (wlroots 0.15) on the rig's
-// second display (virtio-gpu), DRM backend only (no input), pixman renderer, libseat's noop
-// embedded seatd (it opens the card itself). sway refuses to run as root, so it runs as nobody: the card
+// second display (virtio-gpu), DRM backend only (no input), pixman renderer, libseat's embedded
+// seatd (it opens the card itself). sway refuses to run as root, so it runs as nobody: the card
 // node is made world read-write while it runs (restored by stop()), and its XDG_RUNTIME_DIR is
-// a fresh folder owned by nobody. The rig has no udevd: wlroots' udev monitor never fires, so
-// sway sees no hotplug while it runs (connector changes need a restart).
+// a fresh folder owned by nobody. The rig has no udevd and wlroots learns of connector changes
+// only from udev: fakeUdevChange() plays udevd.
 //
 // The non-desktop head: a connector's debugfs `edid_override` with the HTC Vive EDID of
 // test/fixtures/edid-htc-vive.hex (HVR 0xaa01, on the kernel's non-desktop quirk list) makes the
@@ -131,4 +131,21 @@ export async function startSway(card: string): Promise<Sway> {
     await stop();
     throw e;
   }
+}
+
+/**
+ * What udevd would re-broadcast for a kernel uevent of the card: a "change" event in libudev's
+ * monitor format on netlink group 2 (wayland-fake-udev.py). The rig has no udevd, and wlroots
+ * learns of connector changes only from udev; e.g. { HOTPLUG: '1' } after writing a connector's
+ * sysfs status makes sway rescan its connectors.
+ */
+export function fakeUdevChange(card: string, props: Record<string, string>): void {
+  const sys = `/sys/class/drm/${path.basename(card)}`;
+  const r = spawnSync('python3', [path.join(import.meta.dirname, 'wayland-fake-udev.py'), sys, ...Object.entries(props).map(([k, v]) => `${k}=${v}`)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`wayland-fake-udev.py ${sys}: ${r.stderr || r.stdout}`);
+}
+
+/** write a connector's sysfs status (on, off, detect) */
+export function setConnectorStatus(card: string, connector: string, status: 'on' | 'off' | 'detect'): void {
+  writeFileSync(`/sys/class/drm/${path.basename(card)}-${connector}/status`, status);
 }

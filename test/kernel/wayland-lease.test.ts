@@ -3,7 +3,9 @@
 // EDID as debugfs edid_override, so the kernel marks it non-desktop and sway offers it for lease
 // (wp_drm_lease_v1) while it drives head 0 as its desktop. vgpu-flip leases head 1 and shows a
 // vgpu-sim guest there (read back by QEMU screendump); SIGTERM hands the connector back (sway
-// offers it again); sway exiting ends the lease and vgpu-flip stops by itself with exit status 0.
+// offers it again); the connector unplugged (sysfs status off, and the udev event the rig's
+// missing udevd would send) makes sway withdraw the output and end the lease (`finished`), and
+// sway exiting ends it too: both times vgpu-flip stops by itself with exit status 0 and says why.
 // Fails in CI without the second display or without sway.
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
@@ -15,7 +17,7 @@ import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-si
 import type { ModeInfo } from '../../src/binding/types.js';
 import { display2Card, display2CardOrUndefined, screendump } from './display2-helpers.js';
 import { sleep, waitFor } from './flip-helpers.js';
-import { setEdidOverride, startSway, viveEdid, type Sway } from './wayland-helpers.js';
+import { fakeUdevChange, setConnectorStatus, setEdidOverride, startSway, viveEdid, type Sway } from './wayland-helpers.js';
 
 const ci = /^(1|true|yes)$/i.test(process.env['CI'] ?? '');
 const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
@@ -84,7 +86,10 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
   afterAll(async () => {
     await sway?.stop();
     inst?.remove();
-    if (overridden) setEdidOverride(card, leased, 'reset');
+    if (overridden) {
+      setConnectorStatus(card, leased, 'on'); // as the rig left it (and the reset needs it connected)
+      setEdidOverride(card, leased, 'reset');
+    }
   });
 
   it('inspect --leases lists the non-desktop head with its DRM node, not the desktop head', () => {
@@ -160,6 +165,29 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
     // handed back: offered again
     await waitFor(isOffered, 60_000, `${leased} to be offered again after vgpu-flip exited`);
     expect(sway!.proc.exitCode).toBeNull();
+  }, 180_000);
+
+  it('sway withdrawing the output (connector unplugged) ends the lease: vgpu-flip stops by itself, exit status 0, and says why', async () => {
+    const a = await assign(63);
+    try {
+      await shows(1, a.W, a.H, 63);
+      // the monitor goes away: the kernel says so, udev would tell sway, sway withdraws the output
+      // and ends its lease (wp_drm_lease_v1.finished)
+      setConnectorStatus(card, leased, 'off');
+      fakeUdevChange(card, { HOTPLUG: '1' });
+      const code = await Promise.race([a.exited, sleep(60_000).then(() => 'still running')]);
+      expect(code, a.out()).toBe(0);
+      const summary = a.events().find((e) => e.type === 'summary') as { stoppedBecause?: string } | undefined;
+      expect(summary?.stoppedBecause).toMatch(new RegExp(`^the compositor ended the lease of ${leased} \\(the monitor was unplugged or the compositor revoked the lease\\)`));
+      expect(a.out()).not.toMatch(/"type":"error"/);
+      expect(sway!.proc.exitCode).toBeNull();
+    } finally {
+      if (a.p.exitCode === null) a.p.kill('SIGKILL');
+    }
+    // plugged back: sway offers it again
+    setConnectorStatus(card, leased, 'on');
+    fakeUdevChange(card, { HOTPLUG: '1' });
+    await waitFor(isOffered, 60_000, `${leased} to be offered again after it came back`);
   }, 180_000);
 
   it('sway exiting ends the lease: vgpu-flip stops by itself, exit status 0, and says why', async () => {
