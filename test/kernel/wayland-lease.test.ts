@@ -105,6 +105,10 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
     expect(text.stdout).toContain(`Wayland compositor at ${l.socket}: 1 DRM lease device(s)`);
     expect(text.stdout).toMatch(new RegExp(`^  ${leased}\\s+.+\\s+${leasedId}\\s+${card}\\s+virtio_gpu$`, 'm'));
     expect(text.stdout).not.toContain(desktop);
+    // the desktop head is not offered: the error names what is, and why
+    const r = spawnSync(process.execPath, [bin, 'assign', '--lease', desktop, '--vgpu', inst!.uuid, '--plane', 'primary'], { env: sway!.env, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^vgpu-flip: the compositor does not offer ${desktop} for lease: it offers: ${leased} \\(.*\\)\\. Compositors offer for lease only connectors whose kernel "non-desktop" property is 1`, 'm'));
   });
 
   /** start `assign --lease`, wait for its assignment */
@@ -154,8 +158,11 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
       expect(sway!.proc.exitCode).toBeNull();
       const outputs = sway!.ipc('get_outputs') as { name: string; active: boolean }[];
       expect(outputs.map((o) => [o.name, o.active])).toEqual([[desktop, true]]);
-      // leased: no longer offered to anyone else
+      // leased: no longer offered to anyone else; a second vgpu-flip is told so
       await waitFor(() => !offered().includes(leased), 30_000, `${leased} to leave the offer while leased`);
+      const second = spawnSync(process.execPath, [bin, 'assign', '--lease', leased, '--vgpu', inst!.uuid, '--plane', 'primary'], { env: sway!.env, encoding: 'utf8' });
+      expect(second.status).toBe(1);
+      expect(second.stderr).toMatch(new RegExp(`^vgpu-flip: the compositor does not offer ${leased} for lease: it offers no connector\\.`, 'm'));
       a.p.kill('SIGTERM');
       expect(await a.exited, a.out()).toBe(143);
       expect(a.out()).toContain('terminated: restoring the display');
