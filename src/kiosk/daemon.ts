@@ -38,7 +38,8 @@ export class KioskDaemon {
   private readonly vfios: VfioDevice[] = [];
   private readonly created: string[] = [];
   /** VMs whose vGPU is not there (yet, or any more): looked for again every retryMs */
-  private readonly waitingVms = new Map<string, { vm: VmConfig; said: string }>();
+  /** nextAt/delayMs: attempts that fail the same way back off (2 s doubling to 30 s); said: logged once */
+  private readonly waitingVms = new Map<string, { vm: VmConfig; said: string; delayMs: number; nextAt: number }>();
   private retryTimer: NodeJS.Timeout | null = null;
   private rescanning = false;
   /** how often a missing VM's vGPU is looked for (ms) */
@@ -250,10 +251,11 @@ export class KioskDaemon {
   }
 
   /** Look for a missing VM's vGPU again later; `said` is logged once per state. */
-  private waitFor(vm: VmConfig, said: string): void {
+  private waitFor(vm: VmConfig, said: string, level: 'info' | 'error' = 'info'): void {
     const w = this.waitingVms.get(vm.name);
-    if (w?.said !== said) this.log('info', said, { vm: vm.name, event: 'vm-waiting' });
-    this.waitingVms.set(vm.name, { vm, said });
+    if (w?.said !== said) this.log(level, said, { vm: vm.name, event: 'vm-waiting' });
+    const delayMs = w?.said === said ? Math.min(30_000, w.delayMs * 2) : this.retryMs;
+    this.waitingVms.set(vm.name, { vm, said, delayMs, nextAt: Date.now() + delayMs });
     for (const [label, of] of this.vmOf) if (of.vm === vm.name) this.vmOf.delete(label);
     for (let i = this.vfios.length - 1; i >= 0; i--) if (this.vfios[i]!.closed) this.vfios.splice(i, 1); // closed by their guests
     this.scheduleRetry();
@@ -263,11 +265,13 @@ export class KioskDaemon {
     if (this.retryTimer || this.waitingVms.size === 0 || this.outputs.size === 0) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
-      for (const [name, { vm }] of [...this.waitingVms]) {
+      for (const [name, { vm, nextAt }] of [...this.waitingVms]) {
         const uuid = this.vmUuids.get(name);
-        if (uuid && !existsSync(`/sys/bus/mdev/devices/${uuid}`)) continue; // still missing: nothing to try
+        if (uuid && !existsSync(`/sys/bus/mdev/devices/${uuid}`)) continue; // still missing (a sysfs check, no kernel call)
+        if (Date.now() < nextAt) continue; // the last attempt failed: backing off
+        if (!this.startVm(vm)) continue; // startVm said why (once) and set the next attempt
         this.waitingVms.delete(name);
-        if (this.startVm(vm)) this.log('info', `vm ${vm.name}: its vGPU is back; its layers are planned on the next frame`, { vm: vm.name, event: 'vm-back' });
+        this.log('info', `vm ${vm.name}: its vGPU is back; its layers are planned on the next frame`, { vm: vm.name, event: 'vm-back' });
       }
       this.scheduleRetry();
     }, this.retryMs);
@@ -289,7 +293,7 @@ export class KioskDaemon {
       return false;
     }
     if (a.kind === 'error') {
-      this.log('error', a.why, { vm: vm.name });
+      this.waitFor(vm, `${a.why}; trying again with backoff`, 'error');
       return false;
     }
     const { vfio, uuid, describe } = a.got;

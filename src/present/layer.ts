@@ -96,3 +96,8 @@ export class Layer {
     this.view.shown = { id: info.id, desc: descOf(info), x: info.xPos | 0, y: info.yPos | 0, xHot: hotspot(info.xHot), yHot: hotspot(info.yHot) };
   }
 }
+
+/** plane kind and (when it is not just the kind) the layer name, for events */
+export function who(l: Layer): { plane: Layer['kind']; layer?: string } {
+  return l.name === l.kind ? { plane: l.kind } : { plane: l.kind, layer: l.name };
+}

@@ -14,11 +14,11 @@ import type { AssignedEvent, EngineEvents } from '../flip/events.js';
 import type { Layout } from '../flip/planner.js';
 import type { Display } from './display.js';
 import type { Guest } from './guest.js';
-import type { Layer } from './layer.js';
+import { who, type Layer } from './layer.js';
 import { lookLayer, type FramePlane, type LookHost } from './look.js';
 import { chooseMode, connectorFor, modeAgain, type ModeRequest } from './mode.js';
 import { dropGoneGuest } from './compose.js';
-import { newEngineStats, type EngineStats } from './stats.js';
+import { newEngineStats, sumGuestFlips, type EngineStats } from './stats.js';
 import { assignLayers } from './assign.js';
 import { commitFrame, type PendingFrame } from './frame.js';
 import { dropPlaceholder, idleWhenBlank, placeIdle, type PlaceholderFill, type ShownPlaceholder } from './placeholder.js';
@@ -315,7 +315,7 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
       this.report({ stage: 'tick', error: new Error(`${dev.path} was closed while presenting`), count: 1, fatal: true });
       return;
     }
-    if (this.checkGone()) return;
+    if (dropGoneGuest(this, nowUs())) return; // a guest that went away leaves (compose.ts)
     idleWhenBlank(this);
     this.stats.ticks++;
     this.frameNo++;
@@ -347,13 +347,7 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
   }
 
   refreshGuestFlips(): void {
-    const counts = this.guests.filter((g) => g.hasFlipCounter).map((g) => g.flips);
-    if (counts.length && counts.every((n) => n !== null)) this.stats.guestFlips = counts.reduce((a, b) => a! + b!, 0);
-  }
-
-  /** A guest that went away leaves (compose.ts); true when the output stopped for it. */
-  private checkGone(): boolean {
-    return dropGoneGuest(this, nowUs());
+    this.stats.guestFlips = sumGuestFlips(this.guests) ?? this.stats.guestFlips;
   }
 
   newRequest(): AtomicRequest {
@@ -377,22 +371,17 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
   }
   queryRecovered(l: Layer): void {
     const n = l.queryStreak.ok();
-    if (n >= this.reportAfter) this.emit('recovered', { ...this.who(l), stage: 'query', afterFailures: n });
+    if (n >= this.reportAfter) this.emit('recovered', { ...who(l), stage: 'query', afterFailures: n });
   }
   notReadyEvent(l: Layer, action: 'keep' | 'blank' | 'wait'): void {
-    this.emit('not-ready', { ...this.who(l), action });
+    this.emit('not-ready', { ...who(l), action });
   }
   frameEvent(l: Layer, e: Omit<Parameters<EngineEvents['frame']>[0], 'plane' | 'frame'>): void {
-    this.emit('frame', { ...this.who(l), ...e, frame: this.frameNo });
+    this.emit('frame', { ...who(l), ...e, frame: this.frameNo });
   }
   kernelFlip(l: Layer): void {
     l.stats.kernelFlips++;
     this.stats.kernelFlips++;
-  }
-
-  /** plane kind and (when it is not just the kind) the layer name, for events */
-  who(l: Layer): { plane: Layer['kind']; layer?: string } {
-    return l.name === l.kind ? { plane: l.kind } : { plane: l.kind, layer: l.name };
   }
 
   /** Emit an 'error' event (the caller counts the failure in stats). */
@@ -404,7 +393,7 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
       count: o.count,
       fatal: o.fatal,
     };
-    if (o.layer) Object.assign(e, this.who(o.layer));
+    if (o.layer) Object.assign(e, who(o.layer));
     this.emit('error', e);
   }
 }

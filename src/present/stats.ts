@@ -38,3 +38,10 @@ export interface EngineStats {
 export function newEngineStats(): EngineStats {
   return { ticks: 0, commits: 0, assignCommits: 0, kernelFlips: 0, guestFlips: null, frames: 0, errors: 0, planes: {} };
 }
+
+/** The guests' own flip counters added up (DRM_FB statistics); null unless every guest has one. */
+export function sumGuestFlips(guests: readonly { hasFlipCounter: boolean; flips: number | null }[]): number | null {
+  const counts = guests.filter((g) => g.hasFlipCounter).map((g) => g.flips);
+  if (!counts.length || !counts.every((n) => n !== null)) return null;
+  return counts.reduce<number>((a, b) => a + b!, 0);
+}
