@@ -3,7 +3,7 @@
 //
 //   -> {"id":1,"cmd":"status"}
 //   <- {"id":1,"ok":true,"cmd":"status","status":{...}}              (status.ts: StatusReport)
-//   -> {"id":2,"cmd":"screenshot","output":"wall"}                    (output: optional)
+//   -> {"id":2,"cmd":"screenshot","output":"wall","method":"auto"}   (output, method: optional)
 //   <- {"id":2,"ok":true,"cmd":"screenshot","output":"wall","method":"compose","notes":[..],
 //       "width":1024,"height":768,"png":"<base64>"}
 //   -> {"id":3,"cmd":"reload"}
@@ -20,13 +20,21 @@ export const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_CONTROL_SOCKET = '/run/vgpu-flip/kiosk.sock';
 
 export const COMMANDS = ['status', 'screenshot', 'reload'] as const;
+export const SCREENSHOT_METHODS = ['auto', 'writeback', 'compose'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 const id = z.union([z.number(), z.string().max(64)]).optional();
 
 const RequestSchema = z.discriminatedUnion('cmd', [
   z.strictObject({ id, cmd: z.literal('status') }),
-  z.strictObject({ id, cmd: z.literal('screenshot'), output: z.string().min(1).max(63).optional() }),
+  z.strictObject({
+    id,
+    cmd: z.literal('screenshot'),
+    output: z.string().min(1).max(63).optional(),
+    // auto (default): writeback beside the display, else composed; writeback: through the writeback
+    // connector even when it must be routed alone for a frame (the monitor blanks for a frame)
+    method: z.enum(SCREENSHOT_METHODS, { error: `method must be ${SCREENSHOT_METHODS.join(', ')}` }).optional(),
+  }),
   z.strictObject({ id, cmd: z.literal('reload') }),
 ]);
 export type Request = z.infer<typeof RequestSchema>;

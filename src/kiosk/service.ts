@@ -120,7 +120,7 @@ export class KioskService {
       return { ok: false, error: known ? `output ${name} is not presenting (no matching monitor connected)` : `no output ${name} in the configuration (outputs: ${d.config.outputs.map((o) => o.name).join(', ')})` };
     }
     if (!out.running) return { ok: false, error: `output ${name} is not presenting (${out.layers.length ? 'stopped' : 'no VM layer'})` };
-    const shot = await screenshotOutput(out, 'auto');
+    const shot = await screenshotOutput(out, r.method ?? 'auto');
     this.o.log('info', `screenshot of output ${name}: ${shot.width}x${shot.height} by ${shot.method}`, { event: 'screenshot', output: name, method: shot.method });
     return { ok: true, cmd: 'screenshot', output: name, method: shot.method, notes: shot.notes, width: shot.width, height: shot.height, png: frameToPng(shot).toString('base64') };
   }

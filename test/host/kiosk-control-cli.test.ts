@@ -32,6 +32,7 @@ describe('control CLI commands', () => {
         if (r.cmd === 'status') return { ok: true, cmd: 'status', status: report };
         if (r.cmd === 'reload') return reloadAnswer;
         if (r.output === 'lobby') return { ok: false, error: 'output lobby is not presenting (no matching monitor connected)' };
+        if (r.method === 'writeback') return { ok: true, cmd: 'screenshot', output: 'wall', method: 'writeback-alone', notes: [], width: 2, height: 1, png: png.toString('base64') };
         return { ok: true, cmd: 'screenshot', output: 'wall', method: 'compose', notes: ['composed from the layers in memory'], width: 2, height: 1, png: png.toString('base64') };
       },
     });
@@ -68,6 +69,13 @@ describe('control CLI commands', () => {
     const c = io();
     expect(await runScreenshot(path.join(dir, 'shot.jpg'), { socket }, c.io)).toBe(CONTROL_EXIT.usage);
     expect(c.err.join('')).toMatch(/the file name must end in .png/);
+    // --method writeback is passed on; an unknown method is a usage error before any request
+    const d = io();
+    expect(await runScreenshot(file, { socket, method: 'writeback' }, d.io)).toBe(0);
+    expect(d.out.join('')).toBe(`${file}: output wall, 2x1, read back by the writeback connector alone (the monitor blanked for a frame)\n`);
+    const e = io();
+    expect(await runScreenshot(file, { socket, method: 'crtc' }, e.io)).toBe(CONTROL_EXIT.usage);
+    expect(e.err.join('')).toBe('vgpu-flip screenshot: --method "crtc": expected auto, writeback, compose\n');
   });
 
   it('reload: the verdict, every problem of a broken file, exit 1 when refused', async () => {

@@ -16,6 +16,7 @@ describe('control protocol', () => {
   it('parses the three requests', () => {
     expect(parseRequest('{"cmd":"status"}')).toEqual({ ok: true, value: { cmd: 'status' } });
     expect(parseRequest(' {"id":7,"cmd":"screenshot","output":"wall"} ')).toEqual({ ok: true, value: { id: 7, cmd: 'screenshot', output: 'wall' } });
+    expect(parseRequest('{"cmd":"screenshot","method":"writeback"}')).toEqual({ ok: true, value: { cmd: 'screenshot', method: 'writeback' } });
     expect(parseRequest('{"cmd":"reload","id":"a"}')).toEqual({ ok: true, value: { cmd: 'reload', id: 'a' } });
   });
 
@@ -27,6 +28,7 @@ describe('control protocol', () => {
     expect(parseRequest('{}')).toMatchObject({ ok: false, error: expect.stringMatching(/^unknown command null/) });
     expect(parseRequest('{"cmd":"status","force":true}')).toEqual({ ok: false, error: 'bad status request: request: unknown field force' });
     expect(parseRequest('{"cmd":"screenshot","output":3}')).toMatchObject({ ok: false, error: expect.stringMatching(/^bad screenshot request: "output": /) });
+    expect(parseRequest('{"cmd":"screenshot","method":"crtc"}')).toEqual({ ok: false, error: 'bad screenshot request: "method": method must be auto, writeback, compose' });
   });
 
   it('checks replies: the answer to what was asked, or the daemon\'s error', () => {

@@ -55,12 +55,17 @@ export async function runStatus(opts: CommonOpts, io: ControlIo): Promise<number
 }
 
 /** `vgpu-flip screenshot [--output NAME] FILE.png`: the daemon takes the picture, this process writes it. */
-export async function runScreenshot(file: string, opts: CommonOpts & { output?: string }, io: ControlIo): Promise<number> {
+export async function runScreenshot(file: string, opts: CommonOpts & { output?: string; method?: string }, io: ControlIo): Promise<number> {
   if (!/\.png$/i.test(file)) {
     io.stderr(`vgpu-flip screenshot: ${JSON.stringify(file)}: the file name must end in .png\n`);
     return CONTROL_EXIT.usage;
   }
-  const { code, res } = await ask('screenshot', opts.output ? { output: opts.output } : {}, opts, io);
+  const { SCREENSHOT_METHODS } = await import('../../kiosk/control-protocol.js');
+  if (opts.method !== undefined && !(SCREENSHOT_METHODS as readonly string[]).includes(opts.method)) {
+    io.stderr(`vgpu-flip screenshot: --method ${JSON.stringify(opts.method)}: expected ${SCREENSHOT_METHODS.join(', ')}\n`);
+    return CONTROL_EXIT.usage;
+  }
+  const { code, res } = await ask('screenshot', { ...(opts.output ? { output: opts.output } : {}), ...(opts.method ? { method: opts.method } : {}) }, opts, io);
   if (!res || res.cmd !== 'screenshot') return code;
   const { writeFileSync } = await import('node:fs');
   const png = Buffer.from(res.png, 'base64');
@@ -113,8 +118,9 @@ export function registerControl(program: Command): void {
       .argument('<file.png>', 'where to write the picture (PNG)')
       .description('a picture of what an output of the kiosk daemon shows (writeback where the device has it, else composed from the layers)')
       .option('--output <name>', 'the output, by its name in the configuration (needed when several present)')
+      .option('--method <how>', 'auto (default: writeback beside the display, else composed), writeback (also when the CRTC must be routed to it alone: the monitor blanks for a frame), compose')
       .option('--json', 'one JSON line about the picture'),
-  ).action(async (file: string, o: CommonOpts & { output?: string }) => void (process.exitCode = await runScreenshot(file, o, io)));
+  ).action(async (file: string, o: CommonOpts & { output?: string; method?: string }) => void (process.exitCode = await runScreenshot(file, o, io)));
   common(
     program
       .command('reload')
