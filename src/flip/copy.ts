@@ -5,6 +5,7 @@ import type { Mapping, NativeAddon } from '../binding/types.js';
 import { DMA_BUF_SYNC_END, DMA_BUF_SYNC_READ, DMA_BUF_SYNC_START, fourccToString } from '../binding/constants.js';
 import type { DrmDevice, DumbFramebuffer } from '../kms/index.js';
 import type { BufferDesc } from './fb-cache.js';
+import { RowDamage, type DamageRect } from './damage.js';
 
 export function bytesPerPixel(format: number): number {
   switch (fourccToString(format)) {
@@ -144,6 +145,18 @@ export function dmabufView(api: NativeAddon, dmabufFd: number, size: number, des
   };
 }
 
+/** One copy: the framebuffer to show, what it cost, and (with damage) what changed. */
+export interface CopyResult {
+  fbId: number;
+  bytes: number;
+  /** the frame equals the one on screen: nothing was copied, nothing to commit */
+  unchanged?: boolean;
+  /** rows written */
+  rows?: number;
+  /** the rows that changed since the frame on screen or in this buffer; absent: all */
+  damage?: DamageRect[];
+}
+
 /** Two dumb framebuffers of the guest's shape; copy() fills the back one and returns its fb id. */
 export class CopyTarget {
   private readonly fbs: DumbFramebuffer[] = [];
@@ -179,9 +192,10 @@ export class CopyTarget {
    * retried commit never makes us write into the scanout buffer).
    * `damage`: compare with what is there first. A frame equal, row by row, to the one on screen
    * is not copied at all (`unchanged`: nothing to commit); otherwise only the rows that differ
-   * from the target buffer's are written (it holds the frame before the one on screen).
+   * from the target buffer's are written (it holds the frame before the one on screen), and
+   * `damage` names the rows that changed (damage.ts; absent: the whole frame).
    */
-  copy(src: CopySource, srcDesc: BufferDesc, damage = false): { fbId: number; bytes: number; unchanged?: boolean; rows?: number } {
+  copy(src: CopySource, srcDesc: BufferDesc, damage = false): CopyResult {
     const back = this.front === 0 ? 1 : 0;
     const fb = this.fbs[back]!;
     const dst = this.maps[back]!;
@@ -195,31 +209,41 @@ export class CopyTarget {
     }
     const front = this.maps[this.front]!;
     const pitch = fb.pitch;
+    const frontKnown = this.written[this.front] === true;
+    const fresh = this.written[back] !== true;
     const r = src.read((pixels) => {
       const rows = Math.min(srcDesc.height, Math.floor(pixels.length / srcDesc.stride), Math.floor(dst.length / pitch));
-      let same = this.written[this.front] === true;
-      for (let y = 0; same && y < rows; y++) {
-        if (pixels.compare(front, y * pitch, y * pitch + rowBytes, y * srcDesc.stride, y * srcDesc.stride + rowBytes) !== 0) same = false;
+      const changed = new RowDamage();
+      // the rows the screen already shows: all of them means nothing to copy or commit
+      const onScreen = new Uint8Array(rows);
+      let same = frontKnown;
+      for (let y = 0; frontKnown && y < rows; y++) {
+        const s0 = y * srcDesc.stride;
+        const d0 = y * pitch;
+        onScreen[y] = pixels.compare(front, d0, d0 + rowBytes, s0, s0 + rowBytes) === 0 ? 1 : 0;
+        if (!onScreen[y]) same = false;
       }
-      if (same) return { bytes: 0, rows: 0, unchanged: true };
-      const fresh = this.written[back] !== true;
+      if (same) return { bytes: 0, rows: 0, changed };
       let n = 0;
-      let changed = 0;
+      let copied = 0;
       for (let y = 0; y < rows; y++) {
         const s0 = y * srcDesc.stride;
         const d0 = y * pitch;
-        if (!fresh && pixels.compare(dst, d0, d0 + rowBytes, s0, s0 + rowBytes) === 0) continue;
-        pixels.copy(dst, d0, s0, s0 + rowBytes);
-        n += rowBytes;
-        changed++;
+        const inBack = !fresh && pixels.compare(dst, d0, d0 + rowBytes, s0, s0 + rowBytes) === 0;
+        if (!inBack) {
+          pixels.copy(dst, d0, s0, s0 + rowBytes);
+          n += rowBytes;
+          copied++;
+        }
+        if (!onScreen[y] || !inBack) changed.add(y);
       }
-      return { bytes: n, rows: changed, unchanged: false };
+      return { bytes: n, rows: copied, changed };
     });
-    if (r.unchanged) return { fbId: this.fbs[this.front]!.fbId, bytes: 0, unchanged: true, rows: 0 };
+    if (r.changed.empty) return { fbId: this.fbs[this.front]!.fbId, bytes: 0, unchanged: true, rows: 0 };
     this.written[back] = true;
     this.bytesCopied += r.bytes;
     this.copies++;
-    return { fbId: fb.fbId, bytes: r.bytes, rows: r.rows };
+    return { fbId: fb.fbId, bytes: r.bytes, rows: r.rows, damage: r.changed.rects(srcDesc.width) };
   }
 
   /** The pixels of framebuffer fbId if it is one of ours (a copy of them). */
@@ -264,7 +288,7 @@ export class CopyTargets {
   constructor(private readonly dev: DrmDevice) {}
 
   /** Copy a frame into a buffer of the right shape that is not on screen. */
-  copy(src: CopySource, desc: BufferDesc, damage = false): { fbId: number; bytes: number; unchanged?: boolean; rows?: number } {
+  copy(src: CopySource, desc: BufferDesc, damage = false): CopyResult {
     if (!this.current || !this.current.matches(desc)) {
       if (this.current) this.retired.push(this.current);
       this.current = null;

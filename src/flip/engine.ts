@@ -71,7 +71,7 @@ export interface EngineOptions {
   guestFlipCount?: () => number | null;
   /**
    * look at the guest only when its vGPU signals a display change (the vendor driver's display
-   * event IRQ, where it has one), not every frame / watch period
+   * event IRQ), not every frame / watch period: the default where the vGPU has one; false: poll
    */
   displayEvents?: boolean;
   /**
@@ -104,7 +104,7 @@ export class FlipEngine extends Output {
     if (opts.guest) source = opts.guest(display.api);
     else if (opts.vfio) source = new VfioGuestSource(opts.vfio, display.api);
     else throw new Error('FlipEngine: no guest (vfio device) given');
-    this.guest = new Guest(source, { path: this.path, ...(opts.guestFlipCount ? { flipCount: opts.guestFlipCount } : {}), ...(opts.guestGone ? { gone: opts.guestGone } : {}), ...(opts.displayEvents ? { displayEvents: true } : {}) });
+    this.guest = new Guest(source, { path: this.path, ...(opts.guestFlipCount ? { flipCount: opts.guestFlipCount } : {}), ...(opts.guestGone ? { gone: opts.guestGone } : {}), ...(opts.displayEvents !== undefined ? { displayEvents: opts.displayEvents } : {}) });
     if (opts.planes.length === 0) throw new Error('no guest plane to assign (use --plane primary and/or --plane cursor)');
     addGuest(this, this.guest, opts.planes, { ...(opts.cacheSize !== undefined ? { cacheSize: opts.cacheSize } : {}), ...(opts.cursorOrigin ? { cursorOrigin: opts.cursorOrigin } : {}) });
   }

@@ -46,7 +46,7 @@ export function addMoreVgpus(engine: FlipEngine, o: MoreVgpusOptions, Z: Record<
         path: chosen.path,
         ...(flipCount ? { flipCount } : {}),
         gone: () => (existsSync(`/sys/bus/mdev/devices/${m.vgpu}`) ? null : `vGPU ${m.vgpu} was removed`),
-        ...(o.displayEvents ? { displayEvents: true } : {}),
+        ...(o.displayEvents !== undefined ? { displayEvents: o.displayEvents } : {}),
       });
       const planes: GuestPlaneRequest[] = o.planes.map((kind) => {
         const r: GuestPlaneRequest = { kind, name: name(m.vgpu, i, kind), z: 3 * i + Z[kind] };

@@ -56,7 +56,7 @@ export interface AssignOptions {
   /** open the DRM device with the writeback cap (for capture) */
   writeback?: boolean;
   cursorOrigin?: 'top-left' | 'hotspot';
-  /** look at a guest only when its vGPU signals a display change (display event IRQ), where it can */
+  /** look at a guest only when its vGPU signals a display change (display event IRQ): default where it can; false: poll */
   displayEvents?: boolean;
 }
 
@@ -265,7 +265,7 @@ export function openSession(o: AssignOptions): Session {
       path,
       notReady: o.notReady ?? 'keep',
       ...(o.cursorOrigin ? { cursorOrigin: o.cursorOrigin } : {}),
-      ...(o.displayEvents ? { displayEvents: true } : {}),
+      ...(o.displayEvents !== undefined ? { displayEvents: o.displayEvents } : {}),
     });
     const extra = many ? addMoreVgpus(engine, o, Z, layerName, checks) : [];
     const d = drm;

@@ -87,7 +87,8 @@ export interface GuestOptions {
   gone?: () => string | null;
   /**
    * look at the guest only when its display event says it changed something (the vendor's
-   * display IRQ, signalled at the guest's vblank), not every frame; ignored when it has none
+   * display IRQ, signalled at the guest's vblank), not every frame. Default true: used whenever
+   * the vGPU offers it; false: look every frame (or watch period) even when it has one
    */
   displayEvents?: boolean;
 }
@@ -184,11 +185,11 @@ export class Guest {
   }
 
   /**
-   * Start listening to the guest's display event, when asked and it has one: `onEvent` runs
+   * Start listening to the guest's display event, unless told not to and when it has one: `onEvent` runs
    * (from the event loop) each time it signals. false: no events (the output looks every frame).
    */
   listen(onEvent: () => void, poll: (fd: number, cb: () => void) => { stop(): void }): boolean {
-    if (!this.opts.displayEvents || this.events || !this.source.attachDisplayEvents) return this.events !== null;
+    if (this.opts.displayEvents === false || this.events || !this.source.attachDisplayEvents) return this.events !== null;
     const ev = this.source.attachDisplayEvents();
     if (!ev) return false;
     this.events = ev;

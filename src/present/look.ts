@@ -24,6 +24,9 @@ export interface FramePlane {
   got?: Presentable;
 }
 
+/** The plane property that carries a frame's damage, where the plane has it. */
+export const DAMAGE_PROP = 'FB_DAMAGE_CLIPS';
+
 /** What a look needs from its output. */
 export interface LookHost {
   readonly notReady: NotReadyPolicy;

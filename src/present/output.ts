@@ -21,6 +21,7 @@ import { dropGoneGuest } from './compose.js';
 import { newEngineStats, sumGuestFlips, type EngineStats } from './stats.js';
 import { assignLayers } from './assign.js';
 import { commitFrame, type PendingFrame } from './frame.js';
+import { IDLE_AFTER_LOOKS, IDLE_MAX_MS, nextLookDelayMs } from './pace.js';
 import { dropPlaceholder, idleWhenBlank, placeIdle, type PlaceholderFill, type ShownPlaceholder } from './placeholder.js';
 
 export interface OutputOptions {
@@ -32,6 +33,10 @@ export interface OutputOptions {
   reportAfter?: number;
   /** DRM_FB layers only: how often to look (ms, default 100) */
   watchIntervalMs?: number;
+  /** polled layers unchanged for this many looks start backing off (pace.ts; default 120) */
+  idleAfterLooks?: number;
+  /** the longest wait between looks of an unchanged polled guest (ms, default 100; 0: never back off) */
+  idleMaxMs?: number;
   /**
    * what the output shows while none of its guests is on screen (placeholder.ts). With it the
    * output starts without layers and keeps running when its last guest goes away; without it
@@ -73,6 +78,8 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
   private lastVblankUs = 0;
   private stopping: Promise<void> | null = null;
   private pendingWaiters: (() => void)[] = [];
+  /** looks in a row that found nothing new (pace.ts rule 4) */
+  private idleLooks = 0;
 
   constructor(
     readonly display: Display,
@@ -260,22 +267,15 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
 
   schedule(delayMs?: number): void {
     if (!this.running || this.paused || this.timer) return;
-    let d = delayMs;
-    // commits (not master, a refused layout) or every layer's query failing in a row: back off,
-    // never a tight loop of failing kernel calls (a transient error is retried next frame)
+    // commits (not master, a refused layout) or every layer's query failing in a row count as
+    // failing (a transient error is retried next frame); pace.ts has the rules
     const failing = Math.max(this.commitStreak.current, Math.min(...this.layers.map((l) => l.queryStreak.current)) - 1);
-    if (d === undefined && failing > 0) d = Math.min(2000, Math.round(this.periodUs / 1000) * 2 ** Math.min(failing - 1, 7));
-    // every layer waits for its guest's display event: nothing to look at until it signals (a
-    // slow tick only checks that the guests still exist, no ioctl)
-    if (d === undefined && this.layers.every((l) => !this.due(l))) d = 500;
-    // only DRM_FB layers: the kernel flips, we only watch for changes
-    if (d === undefined && this.layers.every((l) => l.source.path === 'drm_fb')) d = this.opts.watchIntervalMs ?? 100;
-    if (d === undefined) {
-      // next vblank estimate from the last flip event (or start), plus a little margin
-      const since = nowUs() - this.lastVblankUs;
-      const rem = this.periodUs - (since % this.periodUs);
-      d = Math.max(1, Math.round((rem + 500) / 1000));
-    }
+    const d = delayMs ?? nextLookDelayMs({
+      periodUs: this.periodUs, sinceVblankUs: nowUs() - this.lastVblankUs, failing,
+      allWaitingOnEvents: this.layers.every((l) => !this.due(l)),
+      allDrmFb: this.layers.every((l) => l.source.path === 'drm_fb'), watchIntervalMs: this.opts.watchIntervalMs ?? 100,
+      idleLooks: this.idleLooks, idleAfterLooks: this.opts.idleAfterLooks ?? IDLE_AFTER_LOOKS, idleMaxMs: this.opts.idleMaxMs ?? IDLE_MAX_MS,
+    });
     this.timer = setTimeout(() => {
       this.timer = null;
       this.tick();
@@ -334,6 +334,7 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
       replanReason = this.forced;
       this.forced = null;
     }
+    this.idleLooks = replanReason || req.size > 0 ? 0 : this.idleLooks + 1;
     if (replanReason) {
       assignLayers(this, replanReason);
       this.schedule();

@@ -13,10 +13,12 @@ export interface PlaneStats {
   errors: number;
   /** DRM_FB: guest buffer changes the kernel followed on its own (seen by the watch, no commit) */
   kernelFlips: number;
+  /** REGION: flips that told the driver which rows changed (FB_DAMAGE_CLIPS) */
+  damageClips: number;
 }
 
 export function newPlaneStats(): PlaneStats {
-  return { flips: 0, moves: 0, exports: 0, imports: 0, cacheHits: 0, copies: 0, bytesCopied: 0, notReadyFrames: 0, errors: 0, kernelFlips: 0 };
+  return { flips: 0, moves: 0, exports: 0, imports: 0, cacheHits: 0, copies: 0, bytesCopied: 0, notReadyFrames: 0, errors: 0, kernelFlips: 0, damageClips: 0 };
 }
 
 export interface EngineStats {

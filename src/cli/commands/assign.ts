@@ -76,7 +76,8 @@ export function registerAssign(program: Command): void {
     .option('--duration <seconds>', 'stop after this many seconds (default: until interrupted)')
     .option('--screenshot <file.png>', 'once assigned, write what is on the CRTC to this PNG (and another on every SIGUSR1: FILE-1.png, ...)')
     .option('--screenshot-method <m>', 'auto (writeback beside the display when it can, else composed from the guest layers), writeback (may blank the monitor for a frame), compose', 'auto')
-    .option('--display-events', 'look at a guest only when its vGPU signals a display change (the display event IRQ, where the vendor driver has one; see `inspect` EVENT), not every frame')
+    .option('--display-events', 'look at a guest only when its vGPU signals a display change (the display event IRQ; see `inspect` EVENT): the default wherever the vendor driver offers it')
+    .option('--no-display-events', 'look at the guest every frame (DRM_FB: every watch period) even when its vGPU offers the display event')
     .addOption(new Option('--cursor-origin <o>', 'cursor x/y from the driver are').choices(['top-left', 'hotspot']).default('top-left'))
     // test hooks: a guest of PRIME-exported dumb buffers on --device (WxH), animated, instead of --vgpu;
     // libvirt's runtime folder
@@ -111,7 +112,7 @@ export function registerAssign(program: Command): void {
         // writeback connectors visible (screenshots: --screenshot, SIGUSR1); never routed unless asked
         writeback: true,
         cursorOrigin: opts.cursorOrigin as 'top-left' | 'hotspot',
-        ...(opts.displayEvents ? { displayEvents: true } : {}),
+        ...(opts.displayEvents === false ? { displayEvents: false } : {}),
       };
       if (opts.path) a.path = opts.path.replace('-', '_') as 'drm_fb' | 'dmabuf' | 'region';
       if (opts.via === 'debugfs') {

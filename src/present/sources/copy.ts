@@ -47,7 +47,7 @@ export class RegionCopySource implements LayerSource {
       if (r.unchanged) return { fbId: r.fbId, imported: false, bytes: 0, unchanged: true };
       this.stats.copies++;
       this.stats.bytesCopied += r.bytes;
-      return { fbId: r.fbId, imported: false, bytes: r.bytes };
+      return { fbId: r.fbId, imported: false, bytes: r.bytes, ...(r.damage ? { damage: r.damage } : {}) };
     } catch (e) {
       this.stats.errors++;
       this.closeSource();

@@ -6,6 +6,7 @@ import type { GfxPlaneInfo } from '../../binding/types.js';
 import type { Obtained } from '../../flip/dmabuf-buffers.js';
 import type { PresentPath } from '../../flip/events.js';
 import type { BufferDesc } from '../../flip/fb-cache.js';
+import type { DamageRect } from '../../flip/damage.js';
 
 /** A framebuffer for one frame of a layer. */
 export interface Presentable {
@@ -18,6 +19,8 @@ export interface Presentable {
   got?: Obtained;
   /** REGION: the guest's pixels equal what is on screen: nothing to copy or commit */
   unchanged?: boolean;
+  /** REGION: the rows that changed (FB_DAMAGE_CLIPS where the plane has it); absent: all */
+  damage?: DamageRect[];
 }
 
 export type Pixels = { pixels: Buffer; stride: number; format: number } | { unreadable: string };
