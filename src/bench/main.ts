@@ -1,356 +1,178 @@
-// `npm run bench` (inside the test rig's VM): N guest flips through the DRM_FB path (the kernel
-// flips), the DMABUF path and the copy path side by side. Per guest frame: ioctls by kind
-// (counted in the engine's wrapper around the addon), user-space commits, bytes copied, CPU time
-// of the tool (process.cpuUsage minus the guest's own flip calls, which run in this process),
-// flip latency in vblanks.
-import { writeFileSync, existsSync } from 'node:fs';
+// `npm run bench` (inside the test rig's VM). Groups (--cases, default all, in this order):
+//   fast     N guest flips per path, each as soon as the previous frame is on screen (paths.ts)
+//   cloop    the C reference loop against the tool's DMABUF fast loop: CPU per frame and ratio
+//   idle     an idle guest for 10 s per path, with and without the display event, and QEMU's poll
+//   flip     a guest flipping at 60 and 30 fps under a CPU hog: guest flip -> screen in vblanks
+//   guests   1, 2 and 4 guests on one output;  outputs  two outputs (the rig's --display2)
+// `--json`: one JSON object per case on stdout (JSON lines; the readable lines go to stderr).
+// Benchmarks print figures; they never assert timing.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DrmDevice } from '../kms/index.js';
-import { FlipEngine } from '../flip/engine.js';
-import { CallCounter, IOCTL_CALLS } from '../flip/counting.js';
-import type { FrameEvent } from '../flip/events.js';
-import { drawPattern } from '../flip/pattern.js';
-import { native } from '../binding/index.js';
+import type { EnginePath } from '../present/guest.js';
 import { findCard, openGuest } from './setup.js';
 import type { GuestDriver } from './guest-driver.js';
 import type { SimGuestDriver } from './sim-guest.js';
-import { benchGuests, formatMulti, type MultiResult } from './multi.js';
-import { benchOutputs, formatOutputs, type OutputsResult } from './outputs.js';
+import { benchGuests, formatMulti } from './multi.js';
+import { benchOutputs, formatOutputs } from './outputs.js';
+import { benchDrmFb, benchPath, drmFbUnavailable, formatTable, type BenchResult, type BenchUnavailable } from './paths.js';
+import { flipCase, idleCase } from './cases.js';
+import { cLoop, pollFlip, pollIdle } from './reference.js';
+import { buildFlipLoop } from './cbin.js';
+import { fmtCase, fmtRatio, Report } from './report.js';
 
-export type BenchPath = 'drm_fb' | 'dmabuf' | 'region';
+export { formatTable, type BenchResult } from './paths.js';
 
-/** A path that could not be measured here, and why. */
-export interface BenchUnavailable {
-  path: BenchPath;
-  unavailable: string;
-}
+const GROUPS = ['fast', 'cloop', 'idle', 'flip', 'guests', 'outputs'] as const;
+type Group = (typeof GROUPS)[number];
 
-export interface BenchResult {
-  path: BenchPath;
-  guest: string;
+interface Options {
   frames: number;
-  seconds: number;
-  fps: number;
-  ioctlsPerFrame: number;
-  callsPerFrame: Record<string, number>;
-  /** user-space atomic commits per guest frame (DRM_FB: 0, the kernel flips) */
-  commitsPerFrame: number;
-  bytesCopiedPerFrame: number;
-  cpuUsPerFrame: number;
-  /** commit -> flip complete */
-  flipLatencyVblanks: { avg: number; max: number };
-  /** guest flip -> on screen */
-  guestToScreenVblanks: { avg: number; max: number };
-  imports: number;
-  errors: number;
-  /** DRM_FB: flips vgpu-sim made in the kernel during the window (status kflips) */
-  kernelFlips?: number;
+  json: boolean;
+  groups: Set<Group>;
+  idleSeconds: number;
+  flipSeconds: number;
+  rounds: number;
+  card?: string;
+  guest?: 'vgpu-sim' | 'loopback';
 }
 
-const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
-
-export async function benchPath(dev: DrmDevice, guest: GuestDriver, p: 'dmabuf' | 'region', frames: number, warmup = 10): Promise<BenchResult> {
-  const snap = dev.snapshot();
-  const mode = snap.crtcs[0]!.mode;
-  if (!mode) throw new Error(`bench: CRTC 0 of ${dev.path} has no mode`);
-  const W = mode.hdisplay;
-  const H = mode.vdisplay;
-  guest.setPrimary(W, H, p === 'region' ? 1 : 3);
-  guest.presentPrimary(drawPattern(W, H, 0));
-  const counter = new CallCounter();
-  const engine = new FlipEngine({
-    drm: dev,
-    ...(guest.vfio ? { vfio: guest.vfio } : { guest: () => guest.source!() }),
-    crtcIndex: 0,
-    planes: [{ kind: 'primary' }],
-    path: p,
-    counter,
-  });
-  const errors: string[] = [];
-  engine.on('error', (e) => errors.push(`${e.stage}: ${e.message}`));
-  const assigned = engine.waitAssigned(10_000);
-  engine.start();
-  await assigned;
-  const period = 1e6 / (mode.vrefresh || 60);
-  const results: { lat: number; g2s: number }[] = [];
-  let flippedAt = 0;
-  let total = 0;
-  let before: Record<string, number> = {};
-  let after: Record<string, number> = {};
-  let cpu: NodeJS.CpuUsage = { user: 0, system: 0 };
-  let t1 = 0;
-  let cpu0 = process.cpuUsage();
-  let t0 = 0;
-  let guestCpuUs = 0;
-  // REGION: an unchanged guest is neither copied nor committed, so the guest draws a new frame
-  // (two whole patterns in turn: the worst case, every row changed) before each flip
-  const frameImgs = p === 'region' ? [drawPattern(W, H, 1), drawPattern(W, H, 2)] : [];
-  let nthFrame = 0;
-  const guestFlip = (): void => {
-    const g0 = process.cpuUsage();
-    if (frameImgs.length) guest.presentPrimary(frameImgs[nthFrame++ % 2]!);
-    else guest.flipPrimary();
-    const g = process.cpuUsage(g0);
-    guestCpuUs += g.user + g.system;
-  };
-  const done = new Promise<void>((resolve, reject) => {
-    const timeout = setTimeout(() => reject(new Error(`bench ${p}: only ${total} of ${warmup + frames} frames within 120 s (errors: ${errors.join('; ') || 'none'})`)), 120_000);
-    engine.on('frame', (e: FrameEvent) => {
-      if (e.sequence === 0) return; // the assignment commit itself
-      total++;
-      if (total > warmup) results.push({ lat: e.latencyVblanks, g2s: Math.max(1, Math.ceil(((e.vblankUs || nowUs()) - flippedAt) / period)) });
-      if (total === warmup) {
-        before = counter.snapshot();
-        cpu0 = process.cpuUsage();
-        guestCpuUs = 0;
-        t0 = nowUs();
-      }
-      if (total >= warmup + frames) {
-        // the window ends with this frame's flip event (before the engine looks again)
-        after = counter.snapshot();
-        cpu = process.cpuUsage(cpu0);
-        t1 = nowUs();
-        clearTimeout(timeout);
-        resolve();
-        return;
-      }
-      // the guest flips right away: the engine looks again at once after this event
-      guestFlip();
-      flippedAt = nowUs();
-    });
-  });
-  guestFlip();
-  flippedAt = nowUs();
-  await done;
-  const seconds = (t1 - t0) / 1e6;
-  const calls: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0)) calls[k] = v - (before[k] ?? 0);
-  await engine.stop();
-  const callsPerFrame: Record<string, number> = {};
-  for (const [k, v] of Object.entries(calls)) callsPerFrame[k] = v / frames;
-  const s = engine.stats.planes.primary!;
-  const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  return {
-    path: p,
-    guest: guest.description,
-    frames,
-    seconds,
-    fps: frames / seconds,
-    ioctlsPerFrame: CallCounter.ioctls(calls) / frames,
-    callsPerFrame,
-    commitsPerFrame: (calls['drmAtomicCommit'] ?? 0) / frames,
-    bytesCopiedPerFrame: p === 'region' || s.copies ? s.bytesCopied / Math.max(1, s.copies) : 0,
-    cpuUsPerFrame: Math.max(0, cpu.user + cpu.system - guestCpuUs) / frames,
-    flipLatencyVblanks: { avg: avg(results.map((r) => r.lat)), max: Math.max(...results.map((r) => r.lat)) },
-    guestToScreenVblanks: { avg: avg(results.map((r) => r.g2s)), max: Math.max(...results.map((r) => r.g2s)) },
-    imports: s.imports,
-    errors: engine.stats.errors,
-  };
-}
-
-/** Why DRM_FB cannot be measured with this guest, or null when it can. */
-export function drmFbUnavailable(guest: GuestDriver): string | null {
-  if (guest.kind !== 'vgpu-sim' || !guest.vfio) return `the ${guest.kind} guest has no DRM_FB plane type (it needs a vendor driver that exposes host framebuffers: vgpu-sim)`;
-  const a = guest.vfio.probePath('drm_fb');
-  if (a.supported === true) return null;
-  if (a.supported === false) {
-    return 'vgpu-sim answers EINVAL to PROBE|DRM_FB: it is not bound to a host card (load it with host_card=card0, e.g. `bash test/rig/vm.sh --param vgpu_sim.host_card=card0 ...`)';
-  }
-  return `PROBE|DRM_FB failed: ${a.error?.message}`;
-}
-
-const kflipsOf = (g: SimGuestDriver): number => Number(/\bkflips=(\d+)/.exec(g.status('primary'))?.[1] ?? NaN);
-
-/**
- * DRM_FB: one assignment, then the guest flips `frames` times and the kernel (vgpu-sim's
- * in-kernel atomic commit) moves the hardware plane; the tool only watches. The guest's flip
- * call returns when the kernel's (blocking) commit is done: the vblank counter before and
- * after it is the guest flip -> screen latency.
- */
-export async function benchDrmFb(dev: DrmDevice, guest: SimGuestDriver, frames: number, warmup = 10): Promise<BenchResult> {
-  const snap = dev.snapshot();
-  const mode = snap.crtcs[0]!.mode;
-  if (!mode) throw new Error(`bench: CRTC 0 of ${dev.path} has no mode`);
-  const W = mode.hdisplay;
-  const H = mode.vdisplay;
-  guest.setPrimary(W, H, 3);
-  guest.presentPrimary(drawPattern(W, H, 0));
-  const counter = new CallCounter();
-  const engine = new FlipEngine({
-    drm: dev,
-    vfio: guest.vfio,
-    crtcIndex: 0,
-    planes: [{ kind: 'primary' }],
-    path: 'drm_fb',
-    counter,
-    guestFlipCount: () => guest.flipCount(),
-  });
-  const errors: string[] = [];
-  engine.on('error', (e) => errors.push(`${e.stage}: ${e.message}`));
-  const assigned = engine.waitAssigned(10_000);
-  engine.start();
-  try {
-    await assigned;
-    const lat: number[] = [];
-    const yieldToEngine = (): Promise<void> => new Promise((r) => setImmediate(r));
-    for (let i = 0; i < warmup; i++) {
-      guest.flipPrimary();
-      await yieldToEngine();
-    }
-    const before = counter.snapshot();
-    const k0 = kflipsOf(guest);
-    const commits0 = engine.stats.commits;
-    let guestCpuUs = 0;
-    const cpu0 = process.cpuUsage();
-    const t0 = nowUs();
-    for (let i = 0; i < frames; i++) {
-      // the guest's flip and the bench's own vblank probes (not counted as the tool's work)
-      const g0 = process.cpuUsage();
-      const seq0 = native.drmWaitVblank(dev.fd, 0);
-      guest.flipPrimary(); // the kernel commits (blocking) inside this call
-      const seq1 = native.drmWaitVblank(dev.fd, 0);
-      const g = process.cpuUsage(g0);
-      guestCpuUs += g.user + g.system;
-      lat.push(seq1 - seq0);
-      await yieldToEngine();
-    }
-    const t1 = nowUs();
-    const cpu = process.cpuUsage(cpu0);
-    // one more look of the engine's watch, so the window ends as the other paths' do
-    await new Promise((r) => setTimeout(r, 150));
-    const calls = counter.since(before);
-    const kernelFlips = kflipsOf(guest) - k0;
-    const commits = engine.stats.commits - commits0;
-    if (errors.length) throw new Error(`DRM_FB engine errors: ${errors.join('; ')}`);
-    if (kernelFlips !== frames) throw new Error(`vgpu-sim made ${kernelFlips} in-kernel flips for ${frames} guest flips (status kflips)`);
-    const callsPerFrame: Record<string, number> = {};
-    for (const [k, v] of Object.entries(calls)) callsPerFrame[k] = v / frames;
-    const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-    const seconds = (t1 - t0) / 1e6;
-    const s = engine.stats.planes.primary!;
-    return {
-      path: 'drm_fb',
-      guest: guest.description,
-      frames,
-      seconds,
-      fps: frames / seconds,
-      ioctlsPerFrame: CallCounter.ioctls(calls) / frames,
-      callsPerFrame,
-      commitsPerFrame: commits / frames,
-      bytesCopiedPerFrame: s.copies ? s.bytesCopied / s.copies : 0,
-      cpuUsPerFrame: Math.max(0, cpu.user + cpu.system - guestCpuUs) / frames,
-      flipLatencyVblanks: { avg: avg(lat), max: Math.max(...lat) },
-      guestToScreenVblanks: { avg: avg(lat), max: Math.max(...lat) },
-      imports: s.imports,
-      errors: engine.stats.errors,
-      kernelFlips,
-    };
-  } finally {
-    await engine.stop();
-  }
-}
-
-const COLUMN: Record<BenchPath, string> = { drm_fb: 'DRM_FB (kernel flips)', dmabuf: 'DMABUF (zero copy)', region: 'copy (REGION)' };
-
-export function formatTable(cols: (BenchResult | BenchUnavailable)[]): string {
-  const rs = cols.filter((c): c is BenchResult => !('unavailable' in c));
-  const names = [...new Set(rs.flatMap((r) => Object.keys(r.callsPerFrame)))].sort();
-  const cell = (f: (r: BenchResult) => string) => cols.map((c) => ('unavailable' in c ? 'unavailable' : f(c)));
-  const rows: [string, ...string[]][] = [
-    ['', ...cols.map((c) => COLUMN[c.path])],
-    ['guest frames', ...cell((r) => String(r.frames))],
-    ['fps', ...cell((r) => r.fps.toFixed(1))],
-    ['ioctls per frame', ...cell((r) => r.ioctlsPerFrame.toFixed(2))],
-    ...names.map((n): [string, ...string[]] => [`  ${n}${IOCTL_CALLS.has(n) ? '' : ' (syscall)'}`, ...cell((r) => (r.callsPerFrame[n] ?? 0).toFixed(2))]),
-    ['user-space commits per frame', ...cell((r) => r.commitsPerFrame.toFixed(2))],
-    ['bytes copied per frame', ...cell((r) => String(Math.round(r.bytesCopiedPerFrame)))],
-    ['tool CPU time per frame (us)', ...cell((r) => r.cpuUsPerFrame.toFixed(0))],
-    ['flip latency (vblanks, commit->flip)', ...cell((r) => `${r.flipLatencyVblanks.avg.toFixed(2)} (max ${r.flipLatencyVblanks.max})`)],
-    ['guest flip -> screen (vblanks)', ...cell((r) => `${r.guestToScreenVblanks.avg.toFixed(2)} (max ${r.guestToScreenVblanks.max})`)],
-    ['imports (whole run)', ...cell((r) => String(r.imports))],
-    ['errors', ...cell((r) => String(r.errors))],
-  ];
-  const w0 = Math.max(...rows.map((r) => r[0].length));
-  const ws = cols.map((_, i) => Math.max(...rows.map((r) => (r[i + 1] ?? '').length)));
-  const table = rows.map((r) => [r[0].padEnd(w0), ...r.slice(1).map((c, i) => c.padStart(ws[i]!))].join('  ')).join('\n');
-  const notes = [
-    'per guest frame; tool CPU time = this process minus the guest\'s own flip calls (on DRM_FB the kernel\'s commit runs inside the guest\'s flip call)',
-    ...cols.filter((c): c is BenchUnavailable => 'unavailable' in c).map((c) => `${COLUMN[c.path]}: unavailable: ${c.unavailable}`),
-    ...rs.filter((r) => r.kernelFlips !== undefined).map((r) => `${COLUMN[r.path]}: ${r.kernelFlips} of ${r.frames} guest flips were made by vgpu-sim's in-kernel commit (status kflips)`),
-  ];
-  return `${table}\n\n${notes.join('\n')}`;
-}
-
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
+function parseArgs(args: string[]): Options {
   const arg = (name: string): string | undefined => {
     const i = args.indexOf(name);
     return i >= 0 ? args[i + 1] : undefined;
   };
-  const frames = Number(arg('--frames') ?? process.env['BENCH_FRAMES'] ?? 200);
-  if (!Number.isInteger(frames) || frames < 1) throw new Error(`--frames ${arg('--frames')}: expected a positive integer`);
-  const card = arg('--device') ?? findCard();
-  const dev = DrmDevice.open(card, { writeback: false });
-  const guest = await openGuest(card, arg('--guest') as 'vgpu-sim' | 'loopback' | undefined);
+  const num = (name: string, dflt: number, int = true): number => {
+    const v = Number(arg(name) ?? dflt);
+    if (!(v > 0) || (int && !Number.isInteger(v))) throw new Error(`${name} ${arg(name)}: expected a positive ${int ? 'integer' : 'number'}`);
+    return v;
+  };
+  const groups = (arg('--cases') ?? GROUPS.join(',')).split(',').filter(Boolean);
+  for (const g of groups) if (!(GROUPS as readonly string[]).includes(g)) throw new Error(`--cases: unknown group ${g} (groups: ${GROUPS.join(', ')})`);
+  const guest = arg('--guest') as Options['guest'];
+  return {
+    frames: num('--frames', Number(process.env['BENCH_FRAMES'] ?? 200)),
+    json: args.includes('--json'),
+    groups: new Set(groups as Group[]),
+    idleSeconds: num('--idle-seconds', 10, false),
+    flipSeconds: num('--flip-seconds', 5, false),
+    rounds: num('--rounds', 2),
+    ...(arg('--device') ? { card: arg('--device')! } : {}),
+    ...(guest ? { guest } : {}),
+  };
+}
+
+/** fast: the three paths side by side (the table); DMABUF's CPU per frame is the tool's figure for cloop. */
+async function fast(dev: DrmDevice, guest: GuestDriver, o: Options, r: Report): Promise<BenchResult | null> {
   const cols: (BenchResult | BenchUnavailable)[] = [];
-  const multi: MultiResult[] = [];
-  const multiProblems: string[] = [];
+  r.say(`bench fast: ${o.frames} guest flips per path`);
+  const why = drmFbUnavailable(guest);
+  if (why) cols.push({ path: 'drm_fb', unavailable: why });
+  else {
+    try {
+      cols.push(await benchDrmFb(dev, guest as SimGuestDriver, o.frames));
+    } catch (e) {
+      cols.push({ path: 'drm_fb', unavailable: `the DRM_FB run failed: ${(e as Error).message}` });
+    }
+  }
+  for (const p of ['dmabuf', 'region'] as const) cols.push(await benchPath(dev, guest, p, o.frames));
+  r.say(formatTable(cols));
+  for (const c of cols) r.add({ case: 'fast', ...c });
+  const d = cols.find((c): c is BenchResult => c.path === 'dmabuf' && !('unavailable' in c))!;
+  const ok = d.bytesCopiedPerFrame === 0 && d.ioctlsPerFrame <= 2 + 1e-9;
+  r.say(`DMABUF steady state: ${d.bytesCopiedPerFrame} bytes copied, ${d.ioctlsPerFrame.toFixed(2)} ioctls per frame -> ${ok ? 'as expected (0 bytes, <= 2 ioctls)' : 'NOT as expected'}`);
+  if (!ok) process.exitCode = 1;
+  return d;
+}
+
+async function cloop(dev: DrmDevice, sim: SimGuestDriver, bin: string, o: Options, r: Report, first: BenchResult | null): Promise<void> {
+  for (let i = 0; i < o.rounds; i++) {
+    r.say(`bench cloop: round ${i + 1} of ${o.rounds} (${o.frames} frames each, the tool then the C loop)`);
+    const tool = i === 0 && first ? first : await benchPath(dev, sim, 'dmabuf', o.frames);
+    const c = await cLoop(dev, sim, bin, o.frames);
+    r.add({ ...c, round: i + 1, toolCpuUsPerFrame: tool.cpuUsPerFrame, ratio: tool.cpuUsPerFrame / c.cpuUsPerFrame }, fmtRatio(tool.cpuUsPerFrame, c));
+  }
+}
+
+const PATHS: EnginePath[] = ['drm_fb', 'dmabuf', 'region'];
+
+async function idle(dev: DrmDevice, sim: SimGuestDriver, bin: string, o: Options, r: Report): Promise<void> {
+  r.say(`bench idle: an idle guest for ${o.idleSeconds} s per path, without and with the display event`);
+  for (const p of PATHS) for (const ev of [false, true]) {
+    if (p === 'drm_fb' && drmFbUnavailable(sim)) continue;
+    const c = await idleCase(dev, sim, p, ev, o.idleSeconds);
+    r.add(c, fmtCase(c));
+  }
+  const q = await pollIdle(dev, sim, bin, o.idleSeconds);
+  r.add(q, fmtCase(q));
+}
+
+async function flip(dev: DrmDevice, sim: SimGuestDriver, bin: string, o: Options, r: Report): Promise<void> {
+  r.say(`bench flip: a guest flipping for ${o.flipSeconds} s at 60 and 30 fps with a CPU hog per CPU in the VM`);
+  for (const fps of [60, 30]) {
+    for (const p of PATHS) for (const ev of [false, true]) {
+      if (p === 'drm_fb' && drmFbUnavailable(sim)) continue;
+      const c = await flipCase(dev, sim, bin, p, ev, fps, o.flipSeconds);
+      r.add(c, fmtCase(c));
+    }
+    const q = await pollFlip(dev, sim, bin, fps, o.flipSeconds);
+    r.add(q, fmtCase(q));
+  }
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const r = new Report(o.json);
+  const card = o.card ?? findCard();
+  const dev = DrmDevice.open(card, { writeback: false });
+  const guest = await openGuest(card, o.guest);
+  const sim = guest.kind === 'vgpu-sim' ? (guest as SimGuestDriver) : null;
+  const needC = ['cloop', 'idle', 'flip'].some((g) => o.groups.has(g as Group));
   try {
-    console.log(`bench: ${frames} guest flips per path on ${card} (${dev.version.name}); guest: ${guest.description}`);
-    const why = drmFbUnavailable(guest);
-    if (why) cols.push({ path: 'drm_fb', unavailable: why });
-    else {
-      try {
-        cols.push(await benchDrmFb(dev, guest as SimGuestDriver, frames));
-      } catch (e) {
-        cols.push({ path: 'drm_fb', unavailable: `the DRM_FB run failed: ${(e as Error).message}` });
+    r.say(`bench: on ${card} (${dev.version.name}); guest: ${guest.description}; commit ${r.rev}; cases ${[...o.groups].join(',')}`);
+    const bin = sim && needC ? buildFlipLoop() : null;
+    let dmabuf: BenchResult | null = null;
+    if (o.groups.has('fast')) dmabuf = await fast(dev, guest, o, r);
+    if (!sim || !bin) {
+      if (needC) r.say(`cloop, idle, flip: not measured: they need a vgpu-sim guest (the guest here is ${guest.description})`);
+    } else {
+      if (o.groups.has('cloop')) await cloop(dev, sim, bin, o, r, dmabuf);
+      if (o.groups.has('idle')) await idle(dev, sim, bin, o, r);
+      if (o.groups.has('flip')) await flip(dev, sim, bin, o, r);
+    }
+    if (o.groups.has('guests')) {
+      if (!sim) r.say(`several guests: not measured: they need vgpu-sim instances (the guest here is ${guest.description})`);
+      else {
+        const rows = [];
+        for (const n of [1, 2, 4]) {
+          try {
+            rows.push(await benchGuests(dev, sim, n, o.frames));
+            r.add({ case: 'guests', ...rows[rows.length - 1]! });
+          } catch (e) {
+            r.say(`several guests: ${n} guests: not measured: ${(e as Error).message}`);
+          }
+        }
+        if (rows.length) r.say(`several guests on one output (DMABUF, each guest flips when its last frame is on screen):\n${formatMulti(rows)}`);
       }
     }
-    for (const p of ['dmabuf', 'region'] as const) cols.push(await benchPath(dev, guest, p, frames));
-    if (guest.kind === 'vgpu-sim') {
-      for (const n of [1, 2, 4]) {
-        try {
-          multi.push(await benchGuests(dev, guest as SimGuestDriver, n, frames));
-        } catch (e) {
-          multiProblems.push(`${n} guests: ${(e as Error).message}`);
-        }
-      }
-    } else multiProblems.push(`several guests on one output need vgpu-sim instances (the guest here is ${guest.description})`);
   } finally {
     guest.close();
     dev.close();
   }
-  console.log(formatTable(cols));
-  if (multi.length) console.log(`\nseveral guests on one output (DMABUF, each guest flips when its last frame is on screen):\n${formatMulti(multi)}`);
-  for (const m of multiProblems) console.log(`several guests: not measured: ${m}`);
-  let two: OutputsResult | null = null;
-  const card2 = process.env['VGPU_FLIP_DISPLAY2'];
-  if (!card2) console.log('two outputs: not measured: no device with two CRTCs (vkms has one; run the bench with the rig\'s --display2)');
-  else {
-    try {
-      two = await benchOutputs(card2, 2, frames);
-      console.log(`\ntwo outputs of ${card2} (one guest each, REGION: virtio-gpu imports no foreign dma-buf):\n${formatOutputs(two)}`);
-    } catch (e) {
-      console.log(`two outputs: not measured: ${(e as Error).message}`);
+  if (o.groups.has('outputs')) {
+    const card2 = process.env['VGPU_FLIP_DISPLAY2'];
+    if (!card2) r.say("two outputs: not measured: no device with two CRTCs (vkms has one; run the bench with the rig's --display2)");
+    else {
+      try {
+        const two = await benchOutputs(card2, 2, o.frames);
+        r.add({ case: 'outputs', ...two }, `two outputs of ${card2} (one guest each, REGION: virtio-gpu imports no foreign dma-buf):\n${formatOutputs(two)}`);
+      } catch (e) {
+        r.say(`two outputs: not measured: ${(e as Error).message}`);
+      }
     }
   }
-  const d = cols.find((c): c is BenchResult => c.path === 'dmabuf' && !('unavailable' in c))!;
-  const ok = d.bytesCopiedPerFrame === 0 && d.ioctlsPerFrame <= 2 + 1e-9;
-  console.log(`\nDMABUF steady state: ${d.bytesCopiedPerFrame} bytes copied, ${d.ioctlsPerFrame.toFixed(2)} ioctls per frame -> ${ok ? 'as expected (0 bytes, <= 2 ioctls)' : 'NOT as expected'}`);
-  const f = cols.find((c): c is BenchResult => c.path === 'drm_fb' && !('unavailable' in c));
-  if (f) console.log(`DRM_FB steady state: ${f.commitsPerFrame.toFixed(2)} user-space commits, ${f.ioctlsPerFrame.toFixed(2)} ioctls per guest frame (the engine only watches)`);
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-  const outDir = path.join(root, '.vm-out');
-  if (existsSync(outDir)) {
-    try {
-      writeFileSync(path.join(outDir, 'bench.json'), JSON.stringify({ paths: cols, guests: multi, outputs: two }, null, 2) + '\n');
-      console.log(`results: ${path.join(outDir, 'bench.json')}`);
-    } catch {
-      /* read-only: the table above is the result */
-    }
-  }
-  if (!ok) process.exitCode = 1;
+  const f = r.save();
+  if (f) r.say(`results: ${f} (JSON lines)`);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

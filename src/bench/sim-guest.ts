@@ -93,6 +93,11 @@ export class SimGuestDriver implements GuestDriver {
     this.write('primary/mode', `fourcc=XR24 width=${width} height=${height} stride=${stride} offset=0 x=0 y=0`);
   }
 
+  /** The primary's buffers (offsets in video memory), stride and height: for a guest flipping from another process. */
+  get primaryLayout(): { offsets: number[]; stride: number; height: number } {
+    return { offsets: [...this.primary.offsets], stride: this.primary.stride, height: this.primary.h };
+  }
+
   /** Draw into the back buffer and flip to it. */
   presentPrimary(pixels: Buffer): void {
     const off = this.primary.offsets[this.primary.back]!;
