@@ -11,6 +11,8 @@ import { cursorPixel, patternPixel } from '../../src/flip/pattern.js';
 import { findVkmsCard } from './kms-helpers.js';
 import { DumbGuest, leakSnapshot, sleep, waitFor, DRM_FORMAT_ARGB8888, debugfsFile, displayState, lightCrtcIfDark } from './flip-helpers.js';
 import { writeFileSync, mkdirSync } from 'node:fs';
+import { native } from '../../src/binding/index.js';
+import { DRM_MODE_OBJECT_PLANE } from '../../src/binding/constants.js';
 
 let card = '';
 let dev: DrmDevice;
@@ -263,6 +265,15 @@ describe('flip engine on vkms with a dumb-buffer guest', () => {
     await waitFor(() => st.copies === 3, 10_000, 'the third copy');
     expect(st.bytesCopied).toBe(2 * W * H * 4 + 10 * W * 4);
     await waitFor(() => engine.stats.frames > 0 && engine.stats.commits - commits0 === 2, 10_000, 'two commits, one per change');
+    // both carried FB_DAMAGE_CLIPS (the rig's vkms offers the property): the plane state holds
+    // the last one, rows 10..19 (they differ from the screen and from the buffer written)
+    expect(st.damageClips).toBe(2);
+    const plane = dev.snapshot().planes.find((p) => p.fbId !== 0 && p.crtc.x === 40 && p.crtc.y === 30)!;
+    expect(plane, 'the REGION layer\'s plane').toBeDefined();
+    const clipsId = native.drmGetProperties(dev.fd, plane.id, DRM_MODE_OBJECT_PLANE).find((p) => p.name === 'FB_DAMAGE_CLIPS');
+    expect(clipsId, 'FB_DAMAGE_CLIPS on the plane (test/rig/vkms-damage-clips.patch)').toBeDefined();
+    const blob = native.drmGetPropertyBlob(dev.fd, Number(clipsId!.value));
+    expect(blob && [...new Int32Array(blob.buffer, blob.byteOffset, blob.length / 4)]).toEqual([0, 10, W, 20]);
     const g = await engine.capture();
     expect(compareRegion(g, 40, 30, W, H, (x, y) => (y >= 10 && y < 20 ? 0x0000ff : patternPixel(x, y, W, H, 1))).mismatches).toBe(0);
     await engine.stop();

@@ -179,6 +179,9 @@ mkdir -p "$BUILD"
 VKMS_SRC="$BUILD/vkms-src"
 rm -rf "$VKMS_SRC" && mkdir -p "$VKMS_SRC" && cp -a "$SRC/drivers/gpu/drm/vkms/." "$VKMS_SRC/"
 patch -s -p1 -d "$VKMS_SRC" <"$RIG_DIR/vkms-vblank-deadlock.patch" || die "test/rig/vkms-vblank-deadlock.patch does not apply to $SRC/drivers/gpu/drm/vkms"
+# and its planes offer FB_DAMAGE_CLIPS (as simpledrm, i915, amdgpu do; no rig driver of 6.1 has
+# it), so a test can read back the damage user space sent from the plane state
+patch -s -p1 -d "$VKMS_SRC" <"$RIG_DIR/vkms-damage-clips.patch" || die "test/rig/vkms-damage-clips.patch does not apply to $SRC/drivers/gpu/drm/vkms"
 build_module_dir vkms "$VKMS_SRC" "$BUILD/vkms" CONFIG_DRM_VKMS=m
 [ -f "$BUILD/vkms/vkms.ko" ] || die "vkms build produced no vkms.ko (see $BUILD/vkms/.build.log)"
 
