@@ -64,9 +64,17 @@ function checkMatchers(outputs: unknown[], r: CheckReporter): void {
   outputs.forEach((o, i) => {
     if (!isObj(o)) return;
     const match = str(o['match']);
+    const lease = o['lease'] !== undefined && o['lease'] !== false;
+    if (lease && o['device'] !== undefined) {
+      r.report(['outputs', i, 'device'], 'a leased output is on the compositor\'s DRM device: remove device (or lease)');
+    }
     if (match === undefined || match === '*') return;
     const m = parseMatch(match);
-    const device = str(o['device'])?.replace(/^\/dev\/dri\//, '') ?? '(first KMS card)';
+    if (lease && m.kind === 'edid') {
+      r.report(['outputs', i, 'match'], `"${match}": a leased output is matched by the connector name the compositor offers (see \`vgpu-flip inspect --leases\`) or *, not by EDID identity`);
+      return;
+    }
+    const device = lease ? '(leased)' : (str(o['device'])?.replace(/^\/dev\/dri\//, '') ?? '(first KMS card)');
     const key = `${device} ${m.kind === 'connector' ? m.name : m.kind === 'edid' ? m.identity : '*'}`;
     const first = seen.get(key);
     if (first !== undefined) {

@@ -25,9 +25,10 @@ import { simFlipCounter } from '../flip/session-checks.js';
 import { connectorCandidates, crtcFor, matchOutputs, modeRequest, type ConnectorCandidate } from './match.js';
 import { allLayers, type KioskConfig, type OutputConfig, type VmConfig } from './model.js';
 import { closeScope, diffConfigs, diffSummary, reloadScope, sameValue } from './diff.js';
-import type { PlaceholderFill } from '../present/placeholder.js';
-import { readSplash } from './splash.js';
+import { idleOf } from './splash.js';
 import { acquireVm } from './vm-source.js';
+import { LeasedOutputs } from './leased-outputs.js';
+import type { LeaseStatus } from './lease-keeper.js';
 
 
 export type LogFn = (level: 'error' | 'warn' | 'info' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
@@ -49,14 +50,26 @@ export class KioskDaemon {
   /** by VFIO device label (a guest's label): its VM and what to release when it leaves */
   private readonly vmOf = new Map<string, { vm: string; release: () => void }>();
 
+  /** outputs leased from the Wayland compositor (`lease:`): their keepers and lease displays */
+  private readonly leased: LeasedOutputs;
+  /** reloads, hotplugs and lease changes bring outputs up one after the other */
+  private serial: Promise<unknown> = Promise.resolve();
+
   /** the configuration presented now (apply() replaces it) */
   config: KioskConfig;
 
   constructor(
     config: KioskConfig,
     private readonly log: LogFn,
+    env: NodeJS.ProcessEnv = process.env,
   ) {
     this.config = config;
+    this.leased = new LeasedOutputs(log, (name, what) => this.leaseChanged(name, what), env);
+  }
+
+  /** what each leased output's lease is doing, by output name (status) */
+  get leaseStatus(): ReadonlyMap<string, LeaseStatus> {
+    return this.leased.statuses();
   }
 
   /** The outputs presenting now, by configured name (for the control socket's status and screenshot). */
@@ -101,18 +114,33 @@ export class KioskDaemon {
    * output matched to a connector gets a free CRTC (kept outputs keep theirs) and its mode.
    */
   private bringUp(outNames: ReadonlySet<string> | null, vmNames: ReadonlySet<string> | null): { outputs: string[]; waiting: string[]; vms: string[] } {
-    const paths = [...new Set(this.config.outputs.map((o) => o.device ?? '/dev/dri/card0'))];
+    const carded = this.config.outputs.filter((o) => !o.lease);
+    const paths = [...new Set(carded.filter((o) => !outNames || outNames.has(o.name)).map((o) => o.device ?? '/dev/dri/card0'))];
     const candidates: ConnectorCandidate[] = [];
     for (const p of paths) {
       const { dev, display } = this.display(p);
       candidates.push(...connectorCandidates(outNames ? display.refresh() : display.snapshot, (id) => native.drmGetPropertyBlob(dev.fd, id)));
     }
-    const { matched, unmatched } = matchOutputs(this.config.outputs, candidates, '/dev/dri/card0');
+    const { matched, unmatched } = matchOutputs(carded, candidates, '/dev/dri/card0');
     const taken = new Map<string, Set<number>>();
     for (const [path, { display }] of this.devices) taken.set(path, new Set(display.outputs.map((o) => o.crtcId)));
     const started: Output[] = [];
     for (const o of this.config.outputs) {
       if (outNames && !outNames.has(o.name)) continue;
+      if (o.lease) {
+        const l = this.leased.display(o);
+        if (!l) {
+          unmatched.push(o.name);
+          continue;
+        }
+        const mode = modeRequest(o, l.connector);
+        const out = l.display.output({ crtcIndex: l.crtc.index, ...(mode ? { mode } : {}), ...idleOf(o, this.log) });
+        this.watchOutput(o.name, out);
+        this.outputs.set(o.name, out);
+        started.push(out);
+        this.log('info', `output ${o.name}: ${l.connector.name} leased (${l.held.drmNode ?? '?'}), CRTC ${l.crtc.index}${mode ? `, ${mode.width}x${mode.height}${mode.refresh ? `@${mode.refresh}` : ''}` : ''}`, { output: o.name, connector: l.connector.name, crtc: l.crtc.index, lease: true });
+        continue;
+      }
       const c = matched.get(o.name);
       if (!c) {
         this.log('warn', `output ${o.name}: no matching connected monitor; its layers wait`, { output: o.name });
@@ -128,8 +156,7 @@ export class KioskDaemon {
       }
       t.add(crtc.id);
       const mode = modeRequest(o, c.connector);
-      const placeholder = this.placeholderFor(o);
-      const out = display.output({ crtcIndex: crtc.index, ...(mode ? { mode } : {}), notReady: o.idle.kind === 'keep-last-frame' ? 'keep' : 'blank', ...(placeholder ? { placeholder } : {}) });
+      const out = display.output({ crtcIndex: crtc.index, ...(mode ? { mode } : {}), ...idleOf(o, this.log) });
       this.watchOutput(o.name, out);
       this.outputs.set(o.name, out);
       started.push(out);
@@ -158,7 +185,7 @@ export class KioskDaemon {
   async apply(next: KioskConfig): Promise<{ outputs: string[]; waiting: string[]; vms: string[]; summary: string; kept: string[] }> {
     const d = diffConfigs(this.config, next);
     const scope = reloadScope(this.config, next, d);
-    const r = await this.redo(scope, next);
+    const r = await this.serialize(() => this.redo(scope, next));
     const kept = [...this.outputs.keys()].filter((n) => !scope.outputs.has(n));
     return { ...r, summary: diffSummary(d), kept };
   }
@@ -171,6 +198,7 @@ export class KioskDaemon {
       this.outputs.delete(name);
       await out.stop();
     }
+    this.leased.prune(next.outputs);
     for (const name of scope.vms) {
       this.waitingVms.delete(name);
       for (const [label, of] of this.vmOf) {
@@ -203,18 +231,19 @@ export class KioskDaemon {
     if (this.rescanning) return;
     this.rescanning = true;
     try {
-      const missing = this.config.outputs.filter((o) => !this.outputs.has(o.name)).map((o) => o.name);
+      const carded = this.config.outputs.filter((o) => !o.lease);
+      const missing = carded.filter((o) => !this.outputs.has(o.name)).map((o) => o.name);
       if (missing.length === 0) return;
       const candidates: ConnectorCandidate[] = [];
       for (const { dev, display } of this.devices.values()) candidates.push(...connectorCandidates(display.refresh(), (id) => native.drmGetPropertyBlob(dev.fd, id)));
-      const { matched } = matchOutputs(this.config.outputs, candidates, '/dev/dri/card0');
+      const { matched } = matchOutputs(carded, candidates, '/dev/dri/card0');
       const now = missing.filter((n) => matched.has(n));
       if (now.length === 0) return;
       this.log('info', `hotplug: ${now.map((n) => `output ${n} -> ${matched.get(n)!.connector.name}`).join(', ')}: bringing ${now.length === 1 ? 'it' : 'them'} up`, { event: 'hotplug', outputs: now });
       const outputs = new Set(now);
       const vms = new Set<string>();
       closeScope(allLayers(this.config), outputs, vms);
-      await this.redo({ outputs, vms }, this.config);
+      await this.serialize(() => this.redo({ outputs, vms }, this.config));
     } finally {
       this.rescanning = false;
     }
@@ -236,18 +265,27 @@ export class KioskDaemon {
     });
   }
 
-  /** What an output shows while its VMs are not on screen (keep-last-frame: black while a VM is missing). */
-  private placeholderFor(o: OutputConfig): PlaceholderFill | null {
-    const i = o.idle;
-    if (i.kind === 'color') return { kind: 'color', rgb: i.rgb };
-    if (i.kind === 'splash') {
-      try {
-        return { kind: 'image', ...readSplash(i.path) };
-      } catch (e) {
-        this.log('error', `output ${o.name}: splash ${i.path}: ${(e as Error).message}; showing black instead`, { output: o.name });
-      }
+  /**
+   * A lease was granted: bring its output up with the VMs it shows (and what they share). Ended:
+   * its output stops at once (the lease fd is closed already: nothing is restored) and its VMs
+   * are brought up again on their other outputs.
+   */
+  private leaseChanged(name: string, what: 'granted' | 'ended'): void {
+    if (what === 'ended') {
+      const out = this.outputs.get(name);
+      this.outputs.delete(name);
+      void out?.stop();
     }
-    return { kind: 'color', rgb: 0 };
+    const outputs = new Set([name]);
+    const vms = new Set<string>();
+    closeScope(allLayers(this.config), outputs, vms);
+    this.serialize(() => this.redo({ outputs, vms }, this.config)).catch((e) => this.log('error', `output ${name}: ${(e as Error).message}`, { output: name }));
+  }
+
+  private serialize<T>(f: () => Promise<T>): Promise<T> {
+    const p = this.serial.then(f, f);
+    this.serial = p.catch(() => undefined);
+    return p;
   }
 
   /** Look for a missing VM's vGPU again later; `said` is logged once per state. */
@@ -309,7 +347,8 @@ export class KioskDaemon {
     this.vfios.push(vfio);
     this.vmOf.set(vfio.label, { vm: vm.name, release: a.got.release });
     const flipCount = uuid ? simFlipCounter(uuid) : null;
-    const guest = new Guest(new VfioGuestSource(vfio, this.devices.values().next().value!.display.api, { owned: true }), {
+    const api = (this.devices.values().next().value?.display ?? this.leased.displays()[0])!.api;
+    const guest = new Guest(new VfioGuestSource(vfio, api, { owned: true }), {
       path,
       ...(flipCount ? { flipCount } : {}),
       gone: a.got.gone,
@@ -333,9 +372,11 @@ export class KioskDaemon {
     this.waitingVms.clear();
     for (const of of this.vmOf.values()) of.release();
     this.vmOf.clear();
-    for (const { display } of this.devices.values()) await display.stop();
+    // leased outputs are stopped like the others (their CRTC restored as the lease was found)
+    for (const display of [...[...this.devices.values()].map((d) => d.display), ...this.leased.displays()]) await display.stop();
     for (const v of this.vfios.splice(0)) if (!v.closed) v.close();
     for (const { dev } of this.devices.values()) dev.close();
+    this.leased.releaseAll(); // lease fds closed, leases handed back
     this.devices.clear();
     this.outputs.clear();
     for (const u of this.created.splice(0)) this.removeMdev(u);

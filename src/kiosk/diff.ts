@@ -68,7 +68,7 @@ function differing<T extends object, K extends string>(a: T, b: T, keys: readonl
   return keys.filter((k) => !sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
-const OUTPUT_FIELDS: readonly OutputField[] = ['match', 'device', 'mode', 'modeset', 'idle'];
+const OUTPUT_FIELDS: readonly OutputField[] = ['match', 'device', 'mode', 'modeset', 'idle', 'lease'];
 const LAYER_FIELDS: readonly Exclude<LayerField, 'source'>[] = ['output', 'placement', 'z', 'paths'];
 
 export function diffConfigs(before: KioskConfig, after: KioskConfig): ConfigDiff {

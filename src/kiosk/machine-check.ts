@@ -136,14 +136,16 @@ export function checkMachine(config: KioskConfig): MachineCheck {
   const add = (f: MachineFinding): void => void findings.push(f);
   const outputs: OutputVerdict[] = [];
   const devices = new Map<string, { dev: DrmDevice; snap: KmsSnapshot; master: boolean } | null>();
+  // leased outputs are the compositor's (checkLeases in lease-check.ts)
+  const carded = config.outputs.filter((o) => !o.lease);
   try {
-    for (const path of new Set(config.outputs.map((o) => o.device ?? DEFAULT_CARD))) {
+    for (const path of new Set(carded.map((o) => o.device ?? DEFAULT_CARD))) {
       let dev: DrmDevice;
       try {
         dev = DrmDevice.open(path);
       } catch (e) {
         devices.set(path, null);
-        for (const o of config.outputs.filter((x) => (x.device ?? DEFAULT_CARD) === path)) add({ severity: 'problem', output: o.name, message: `cannot open ${path}: ${describeKernelError(e)}` });
+        for (const o of carded.filter((x) => (x.device ?? DEFAULT_CARD) === path)) add({ severity: 'problem', output: o.name, message: `cannot open ${path}: ${describeKernelError(e)}` });
         continue;
       }
       let master = true;
@@ -156,9 +158,9 @@ export function checkMachine(config: KioskConfig): MachineCheck {
       if (!master) add({ severity: 'note', message: `${path}: placements not tested (TEST_ONLY needs DRM master, which another process holds: the running daemon or a display server)` });
     }
     const candidates = [...devices.entries()].flatMap(([, d]) => (d ? connectorCandidates(d.snap, (id) => native.drmGetPropertyBlob(d.dev.fd, id)) : []));
-    const { matched } = matchOutputs(config.outputs, candidates, DEFAULT_CARD);
+    const { matched } = matchOutputs(carded, candidates, DEFAULT_CARD);
     const taken = new Map<string, Set<number>>();
-    for (const o of config.outputs) {
+    for (const o of carded) {
       const path = o.device ?? DEFAULT_CARD;
       const v: OutputVerdict = { name: o.name, device: path, connector: null, crtc: null, mode: null, planes: null };
       outputs.push(v);

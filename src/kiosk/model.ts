@@ -14,6 +14,8 @@ export interface OutputConfig {
   mode: ModeSpec;
   modeset: boolean;
   idle: IdleSpec;
+  /** leased from the Wayland compositor (wayland: its socket, null = as libwayland finds it); null = the card as DRM master */
+  lease: { wayland: string | null } | null;
 }
 
 /** How the daemon finds the VM's vGPU. UUIDs are lower case. */
@@ -98,6 +100,7 @@ export function resolveConfig(raw: KioskConfigRaw): KioskConfig {
     mode: parseMode(o.mode),
     modeset: o.modeset,
     idle: parseIdle(o.idle),
+    lease: o.lease === undefined || o.lease === false ? null : { wayland: o.lease === true ? null : (o.lease.wayland ?? null) },
   }));
   const vms: VmConfig[] = raw.vms.map((v) => {
     const layers: LayerConfig[] = [];

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import {
   ABS_PATH_RE, DEVICE_RE, DOMAIN_RE, GROUP_RE, IDLE_RE, MATCH_RE, MDEV_TYPE_RE, MODE_RE, NAME_RE,
-  PARENT_RE, PLACEMENT_RE, UUID_RE,
+  PARENT_RE, PLACEMENT_RE, UUID_RE, WAYLAND_RE,
   explainBadIdle, explainBadMatch, explainBadMode, explainBadPlacement,
 } from './values.js';
 
@@ -68,6 +68,32 @@ export const OutputSchema = z
           '"#rrggbb" (quote it: an unquoted # starts a YAML comment), the absolute path of a PNG splash ' +
           '(centred on black), or `keep-last-frame` (the last guest frame stays on screen; without it a ' +
           'stale frame is never shown).',
+      ),
+    lease: z
+      .union([
+        z.boolean(),
+        z.strictObject({
+          wayland: formatted(WAYLAND_RE, 'a Wayland socket: write its name in $XDG_RUNTIME_DIR (wayland-1) or its absolute path (/run/user/1000/wayland-1)')
+            .optional()
+            .describe('The compositor\'s socket: a name in $XDG_RUNTIME_DIR (e.g. wayland-1) or an absolute path (e.g. /run/user/1000/wayland-1, for a daemon run by systemd). Default: $WAYLAND_DISPLAY (or wayland-0) in $XDG_RUNTIME_DIR, as libwayland finds it.'),
+        }),
+      ], {
+        // an object: what is wrong in it (the object branch's first issue), else the shape
+        error: (iss) => {
+          const inObject = (iss as { errors?: { message: string; path?: PropertyKey[] }[][] }).errors?.[1]?.[0];
+          return typeof iss.input === 'object' && iss.input !== null && inObject
+            ? `${inObject.path?.length ? `${inObject.path.join('.')}: ` : ''}${inObject.message}`
+            : 'lease must be true, false or { wayland: SOCKET }';
+        },
+      })
+      .optional()
+      .describe(
+        'Lease this monitor from the running Wayland compositor (wp_drm_lease_v1: sway/wlroots, KWin) instead of ' +
+          'opening the card as DRM master: `match` names the connector the compositor offers (or `*`: the only ' +
+          'one offered); `device` does not apply. The lease holds the connector, its CRTC and the planes the ' +
+          'compositor adds (wlroots: primary and cursor). When the compositor withdraws it, the output stops ' +
+          'and is requested again when it is offered again; on exit it is handed back. Compositors offer only ' +
+          'non-desktop connectors (VR headsets). `true` uses the default socket.',
       ),
   })
   .describe('One monitor the kiosk drives.');

@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { PNG as PngType } from 'pngjs';
+import type { PlaceholderFill } from '../present/placeholder.js';
+import type { OutputConfig } from './model.js';
 
 /** pngjs, loaded on first use: most configurations have no splash, and the daemon starts faster */
 const png = (): typeof PngType => (createRequire(import.meta.url)('pngjs') as { PNG: typeof PngType }).PNG;
@@ -44,4 +46,19 @@ export function readSplash(path: string): SplashImage {
     throw new Error(`cannot read ${path} (${code})`);
   }
   return decodeSplash(data, path);
+}
+
+/** What an output shows while its VMs are not on screen (keep-last-frame: black while a VM is missing). */
+export function idleOf(o: OutputConfig, log: (level: 'error', msg: string, fields: Record<string, unknown>) => void): { notReady: 'keep' | 'blank'; placeholder: PlaceholderFill } {
+  const i = o.idle;
+  const notReady = i.kind === 'keep-last-frame' ? 'keep' : 'blank';
+  if (i.kind === 'color') return { notReady, placeholder: { kind: 'color', rgb: i.rgb } };
+  if (i.kind === 'splash') {
+    try {
+      return { notReady, placeholder: { kind: 'image', ...readSplash(i.path) } };
+    } catch (e) {
+      log('error', `output ${o.name}: splash ${i.path}: ${(e as Error).message}; showing black instead`, { output: o.name });
+    }
+  }
+  return { notReady, placeholder: { kind: 'color', rgb: 0 } };
 }

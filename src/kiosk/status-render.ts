@@ -9,6 +9,7 @@ const STATE_TEXT: Record<OutputStatus['state'], string> = {
   stopped: 'stopped',
   'no-monitor': 'waiting: no matching monitor connected',
   'no-vm': 'waiting: no VM layer to show',
+  'no-lease': 'waiting for the Wayland compositor to lease it',
 };
 
 function bytes(n: number): string {
@@ -30,8 +31,9 @@ export function renderStatus(r: StatusReport): string {
   const errors: string[] = [];
   for (const o of r.outputs) {
     const where = o.connector ? `${o.connector} on ${o.device ?? '?'}, CRTC ${o.crtc}${o.mode ? `, ${o.mode}` : ''}` : (o.device ?? 'no device');
-    const counts = o.state === 'no-monitor' ? '' : `: ${o.fps} fps, ${o.frames} frames, ${o.commits} commits, ${o.errors} errors`;
+    const counts = o.state === 'no-monitor' || o.state === 'no-lease' ? '' : `: ${o.fps} fps, ${o.frames} frames, ${o.commits} commits, ${o.errors} errors`;
     out.push('', `output ${o.name} (${where}): ${STATE_TEXT[o.state]}${counts}`);
+    if (o.lease) out.push(`  lease: ${o.lease.state === 'held' ? `held, ${o.lease.detail}` : o.lease.detail}${o.lease.socket ? ` (compositor at ${o.lease.socket})` : ''}`);
     if (o.lastError) errors.push(`  output ${o.name}: ${o.lastError.at} ${o.lastError.stage}: ${o.lastError.message}`);
     if (o.layers.length === 0) continue;
     const rows = o.layers.map((l) => [

@@ -4,6 +4,7 @@
 // output the first time it sees it, so outputs brought up by a reload are followed too);
 // statusReport() builds the JSON the control socket sends. Rendering is in status-render.ts.
 import type { Output } from '../present/output.js';
+import type { LeaseStatus } from './lease-keeper.js';
 import type { Layer } from '../present/layer.js';
 import type { KioskConfig } from './model.js';
 import { sourceText } from './model.js';
@@ -40,7 +41,7 @@ export interface LayerStatus {
 
 export interface OutputStatus {
   name: string;
-  state: 'presenting' | 'paused' | 'stopped' | 'no-monitor' | 'no-vm';
+  state: 'presenting' | 'paused' | 'stopped' | 'no-monitor' | 'no-vm' | 'no-lease';
   connector: string | null;
   device: string | null;
   crtc: number | null;
@@ -51,6 +52,8 @@ export interface OutputStatus {
   errors: number;
   lastError: LastError | null;
   layers: LayerStatus[];
+  /** a leased output (`lease:`): held, or what its keeper waits for */
+  lease?: LeaseStatus;
 }
 
 export interface StatusReport {
@@ -127,13 +130,14 @@ export class StatusTracker {
   }
 
   /** The report for `status`: configured outputs in file order, the monitor-less ones too. */
-  report(config: KioskConfig, presenting: ReadonlyMap<string, Output>): StatusReport {
+  report(config: KioskConfig, presenting: ReadonlyMap<string, Output>, leases: ReadonlyMap<string, LeaseStatus> = new Map()): StatusReport {
     const outputs: OutputStatus[] = config.outputs.map((o) => {
       const out = presenting.get(o.name);
+      const lease = o.lease ? leases.get(o.name) : undefined;
       if (!out) {
-        return { name: o.name, state: 'no-monitor', connector: null, device: o.device, crtc: null, mode: null, fps: 0, frames: 0, commits: 0, errors: 0, lastError: null, layers: [] };
+        return { name: o.name, state: o.lease ? 'no-lease' : 'no-monitor', connector: null, device: o.device, crtc: null, mode: null, fps: 0, frames: 0, commits: 0, errors: 0, lastError: null, layers: [], ...(lease ? { lease } : {}) };
       }
-      return this.outputStatus(o.name, out);
+      return { ...this.outputStatus(o.name, out), ...(lease ? { lease } : {}) };
     });
     const onScreen = outputs.flatMap((o) => o.layers);
     return {

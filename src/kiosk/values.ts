@@ -42,6 +42,8 @@ export const DOMAIN_RE = /^[^/\s][^/]{0,199}$/;
 /** a Unix group name or a numeric gid */
 export const GROUP_RE = /^([a-z_][a-z0-9_-]{0,31}\$?|[0-9]{1,10})$/;
 export const ABS_PATH_RE = /^\/.*[^/]$/;
+/** a Wayland socket: a name in $XDG_RUNTIME_DIR (no slash) or an absolute path */
+export const WAYLAND_RE = /^([A-Za-z0-9_][A-Za-z0-9_.-]{0,106}|\/.*[^/])$/;
 
 export type OutputMatch =
   | { kind: 'any' }

@@ -43,7 +43,9 @@ export class DisplayWatch extends EventEmitter<DisplayWatchEvents> {
 
   constructor(private readonly display: Display) {
     super();
-    this.master = new MasterRetrier(display.dev.fd, new MasterWatch(), (e) => this.onMaster(e), display.api);
+    // a lessee cannot SET_MASTER: it is master again when its lessor (the compositor) is (setMaster() checks)
+    const regain = display.dev.lessee ? { drmSetMaster: () => display.dev.setMaster() } : display.api;
+    this.master = new MasterRetrier(display.dev.fd, new MasterWatch(), (e) => this.onMaster(e), regain);
   }
 
   /** Start reading the card's uevents (hotplug). */

@@ -85,6 +85,8 @@ export class DrmLeaseDevice {
   ready = false;
   released = false;
   private doneWaiters: (() => void)[] = [];
+  /** told at every `done` (the offer changed: a connector offered or withdrawn) */
+  private readonly changeListeners = new Set<() => void>();
   private releasedWaiters: (() => void)[] = [];
 
   constructor(
@@ -101,6 +103,7 @@ export class DrmLeaseDevice {
       done: () => {
         this.ready = true;
         for (const w of this.doneWaiters.splice(0)) w();
+        for (const l of [...this.changeListeners]) l();
       },
       released: () => {
         this.released = true;
@@ -121,6 +124,12 @@ export class DrmLeaseDevice {
 
   offered(): LeaseConnector[] {
     return [...this.connectors.values()].filter((c) => !c.withdrawn);
+  }
+
+  /** be told whenever the compositor has sent a new state of its offer (`done`); returns the unsubscribe */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => void this.changeListeners.delete(listener);
   }
 
   /** resolves at the first `done` (at once when it has arrived) */

@@ -41,7 +41,7 @@ export function describeDrmFd(fd: number | undefined): { drmNode: string | null;
   return { drmNode, driver };
 }
 
-const closeQuietly = (fd: number | undefined): void => {
+export const closeQuietly = (fd: number | undefined): void => {
   if (fd === undefined || fd < 0) return;
   try {
     native.close(fd);
@@ -98,7 +98,7 @@ export interface HeldLease {
   socket: string;
   /** the compositor ended it (finished, or the connection closed): resolves with the reason */
   ended: Promise<WaylandError>;
-  /** give it back: wp_drm_lease_v1.destroy and disconnect (close the lease fd first) */
+  /** give it back: wp_drm_lease_v1.destroy and (acquireLease) disconnect; close the lease fd first */
   release(): void;
 }
 
@@ -111,26 +111,40 @@ export async function acquireLease(name: string | undefined, env: NodeJS.Process
     const c: LeaseConnector = chooseConnector(devices, name);
     const info = describeDrmFd(c.device.drmFd);
     for (const d of devices) closeQuietly(d.drmFd);
-    const lease = await c.device.requestLease([c]);
-    if (lease.fd === undefined || lease.fd < 0) throw new WaylandError('no-fd', `the compositor granted the lease of ${c.name} but no descriptor arrived`);
-    const fd = lease.fd;
-    const ended = new Promise<WaylandError>((resolve) => lease.onEnd(resolve));
-    return {
-      client,
-      device: c.device,
-      connector: { name: c.name, description: c.description, connectorId: c.connectorId },
-      lease,
-      fd,
-      ...info,
-      socket,
-      ended,
-      release(): void {
-        lease.destroy();
-        client.close();
-      },
-    };
+    return await holdLease(c, info, socket, true);
   } catch (e) {
     client.close();
     throw e;
   }
+}
+
+/**
+ * Request the lease of an offered connector on its client's connection. `info`: its device's
+ * node and driver (describeDrmFd of the device's drm_fd). With `closeClient`, release() also
+ * closes the connection; without, the connection stays for the caller (who watches the offer).
+ */
+export async function holdLease(c: LeaseConnector, info: { drmNode: string | null; driver: string | null }, socket: string, closeClient: boolean): Promise<HeldLease> {
+  const client = c.device.client;
+  const lease = await c.device.requestLease([c]);
+  if (lease.fd === undefined || lease.fd < 0) {
+    lease.destroy();
+    throw new WaylandError('no-fd', `the compositor granted the lease of ${c.name} but no descriptor arrived`);
+  }
+  const fd = lease.fd;
+  const ended = new Promise<WaylandError>((resolve) => lease.onEnd(resolve));
+  return {
+    client,
+    device: c.device,
+    connector: { name: c.name, description: c.description, connectorId: c.connectorId },
+    lease,
+    fd,
+    ...info,
+    socket,
+    ended,
+    release(): void {
+      lease.destroy();
+      if (closeClient) client.close();
+      else client.flush();
+    },
+  };
 }

@@ -24,7 +24,7 @@ describe('kiosk config: valid files', () => {
     expect(r.problems).toEqual([]);
     expect(r.config).toEqual({
       version: 1,
-      outputs: [{ name: 'main', match: { kind: 'connector', name: 'HDMI-A-1' }, device: null, mode: { kind: 'preferred' }, modeset: true, idle: { kind: 'black' } }],
+      outputs: [{ name: 'main', match: { kind: 'connector', name: 'HDMI-A-1' }, device: null, mode: { kind: 'preferred' }, modeset: true, idle: { kind: 'black' }, lease: null }],
       vms: [{
         name: 'w',
         source: { kind: 'domain', domain: 'win10' },
@@ -53,7 +53,7 @@ describe('kiosk config: valid files', () => {
     ));
     expect(r.problems).toEqual([]);
     const c = r.config!;
-    expect(c.outputs[0]).toEqual({ name: 'a', match: { kind: 'any' }, device: '/dev/dri/card1', mode: { kind: 'size', width: 2560, height: 1440, refresh: 59.951 }, modeset: false, idle: { kind: 'color', rgb: 0x1a2b3c, text: '#1a2b3c' } });
+    expect(c.outputs[0]).toEqual({ name: 'a', match: { kind: 'any' }, device: '/dev/dri/card1', mode: { kind: 'size', width: 2560, height: 1440, refresh: 59.951 }, modeset: false, idle: { kind: 'color', rgb: 0x1a2b3c, text: '#1a2b3c' }, lease: null });
     expect(c.outputs[1]!.match).toEqual({ kind: 'edid', identity: 'DEL DELL U2415 7MT0186L0LSU' });
     expect(c.outputs[1]!.idle).toEqual({ kind: 'splash', path: '/etc/vgpu-flip/splash.PNG' });
     expect(c.vms[0]!.source).toEqual({ kind: 'create', parent: '0000:00:02.0', type: 'i915-GVTg_V5_4', uuid: '83b8f4f2-509f-382f-3c1e-e6bfe0fa1001' });
@@ -64,8 +64,8 @@ describe('kiosk config: valid files', () => {
   });
 
   const examples = readdirSync(path.join(root, 'configs')).filter((f) => /^kiosk-.*\.yaml$/.test(f));
-  it('configs/ has the four examples', () => {
-    expect(examples.sort()).toEqual(['kiosk-pip.yaml', 'kiosk-side-by-side.yaml', 'kiosk-single.yaml', 'kiosk-two-monitors.yaml']);
+  it('configs/ has the five examples', () => {
+    expect(examples.sort()).toEqual(['kiosk-lease.yaml', 'kiosk-pip.yaml', 'kiosk-side-by-side.yaml', 'kiosk-single.yaml', 'kiosk-two-monitors.yaml']);
   });
   it.each(examples)('configs/%s is valid', (f) => {
     const r = loadConfigFile(path.join(root, 'configs', f));
@@ -129,7 +129,7 @@ describe('kiosk config: schema problems, every one at its line:column', () => {
       'k.yaml:4:12: outputs[0].match: "HDMI1" is not a kernel connector name: they look like HDMI-A-1, DP-2, eDP-1, Virtual-1 (see `vgpu-flip inspect`); write `*` for any monitor or "MAKE MODEL SERIAL" for one EDID identity',
       'k.yaml:5:11: outputs[0].mode: "1920x1080x60" is not a mode: write WIDTHxHEIGHT (1920x1080), WIDTHxHEIGHT@HZ (1920x1080@60, 2560x1440@59.951), `preferred` (the monitor\'s preferred mode) or `current` (keep what is set)',
       'k.yaml:6:11: outputs[0].idle: has no value; an unquoted # starts a YAML comment: quote the value ("#203040")',
-      'k.yaml:7:5: outputs[0].modes: unknown key "modes"; did you mean "mode"? (allowed here: name, match, device, mode, modeset, idle)',
+      'k.yaml:7:5: outputs[0].modes: unknown key "modes"; did you mean "mode"? (allowed here: name, match, device, mode, modeset, idle, lease)',
       'k.yaml:8:14: outputs[0].modeset: expected true or false, got the string "yes"',
       'k.yaml:11:11: vms[0].mdev: "83b8f4f2-509f-382f-3c1e" is not a UUID: write 8-4-4-4-12 hex digits, e.g. 83b8f4f2-509f-382f-3c1e-e6bfe0fa1001',
       'k.yaml:13:43: vms[0].planes.primary.placement: "centre": write `center` (as in `vgpu-flip assign --center`)',
@@ -184,6 +184,25 @@ describe('kiosk config: schema problems, every one at its line:column', () => {
 });
 
 const VM = (name: string, src: string, ...planes: string[]) => [`  - name: ${name}`, `    ${src}`, '    planes:', ...planes.map((p) => `      ${p}`)];
+
+describe('kiosk config: leased outputs', () => {
+  const leased = (...out: string[]): string =>
+    y('version: 1', 'outputs:', '  - name: hmd', ...out, 'vms:', '  - name: v', '    mdev: 83b8f4f2-509f-382f-3c1e-e6bfe0fa1001', '    planes:', '      primary: { output: hmd }');
+  it('lease: true, lease: { wayland }, lease: false', () => {
+    expect(loadConfigText('k.yaml', leased('    match: DP-2', '    lease: true')).config!.outputs[0]!.lease).toEqual({ wayland: null });
+    expect(loadConfigText('k.yaml', leased('    match: "*"', '    lease: { wayland: /run/user/1000/wayland-1 }')).config!.outputs[0]).toMatchObject({ match: { kind: 'any' }, lease: { wayland: '/run/user/1000/wayland-1' } });
+    expect(loadConfigText('k.yaml', leased('    match: DP-2', '    lease: { wayland: wayland-1 }')).config!.outputs[0]!.lease).toEqual({ wayland: 'wayland-1' });
+    expect(loadConfigText('k.yaml', leased('    match: DP-2', '    lease: false')).config!.outputs[0]!.lease).toBeNull();
+  });
+  it('a leased output has no device and is not matched by EDID identity; a bad socket is said', () => {
+    expect(problems(leased('    match: DP-2', '    device: card1', '    lease: true'))).toEqual([
+      "k.yaml:5:13: outputs[0].device: a leased output is on the compositor's DRM device: remove device (or lease)",
+    ]);
+    expect(problems(leased('    match: "HVR HTC-VIVE 0x00000001"', '    lease: true'))[0]).toMatch(/^k\.yaml:4:12: outputs\[0\]\.match: .*a leased output is matched by the connector name the compositor offers/);
+    expect(problems(leased('    match: DP-2', '    lease: { wayland: "wl/0/" }'))[0]).toMatch(/outputs\[0\]\.lease.*: "wl\/0\/" is not a Wayland socket/);
+    expect(problems(leased('    match: DP-2', '    lease: yes-please'))[0]).toMatch(/outputs\[0\]\.lease: lease must be true, false or \{ wayland: SOCKET \}/);
+  });
+});
 
 describe('kiosk config: cross-field checks', () => {
   it('duplicate names, with where the first one is', () => {

@@ -43,6 +43,7 @@ export async function runKioskCheck(opts: KioskCheckOptions, io: KioskIo): Promi
   }
   const { checkMachine, renderMachineCheck } = await import('../../kiosk/machine-check.js');
   const machine = result.ok && !opts.schemaOnly ? checkMachine(result.config) : null;
+  if (machine && result.config!.outputs.some((o) => o.lease)) await (await import('../../kiosk/lease-check.js')).checkLeases(result.config!, machine);
   const deviceCheck = opts.schemaOnly ? 'skipped' : !result.ok ? 'not-run' : machine!.ok ? 'passed' : 'failed';
   const code = !result.ok ? KIOSK_EXIT.invalid : machine && !machine.ok ? KIOSK_EXIT.machine : KIOSK_EXIT.valid;
   if (opts.json) {
