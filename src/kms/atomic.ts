@@ -91,8 +91,12 @@ export type AtomicCommitApi = Pick<NativeAddon, 'drmAtomicCommit'>;
  * data: it can be committed more than once (e.g. TEST_ONLY, then the real commit).
  */
 export class AtomicRequest {
-  private readonly entries = new Map<string, [number, number, AtomicValue]>();
-  private readonly labels = new Map<string, string>();
+  /** [objectId, propId, value] in insertion order (what the addon commits) */
+  private triples: Array<[number, number, AtomicValue]> = [];
+  /** the triples were handed to the api: copied before the next change (a caller may keep them) */
+  private shared = false;
+  /** the property name of each triple, for describe() (labels are built only when asked) */
+  private readonly names: string[] = [];
 
   constructor(
     private readonly fd: number,
@@ -108,9 +112,21 @@ export class AtomicRequest {
         `atomic request: ${this.index.describe(objectId)} ${propName} = ${value} is not an integer (use bigint for 64-bit values)`,
       );
     }
-    const key = `${objectId}:${propId}`;
-    this.entries.set(key, [objectId, propId, value]);
-    this.labels.set(key, `${this.index.describe(objectId)}.${propName}`);
+    if (this.shared) {
+      this.triples = this.props();
+      this.shared = false;
+    }
+    // requests are small (a frame sets a few properties): a scan beats building a key string
+    const t = this.triples;
+    for (let i = 0; i < t.length; i++) {
+      const e = t[i]!;
+      if (e[0] === objectId && e[1] === propId) {
+        e[2] = value;
+        return this;
+      }
+    }
+    t.push([objectId, propId, value]);
+    this.names.push(propName);
     return this;
   }
 
@@ -145,18 +161,18 @@ export class AtomicRequest {
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.triples.length;
   }
 
-  /** The request as [objectId, propId, value] triples, in insertion order. */
+  /** The request as [objectId, propId, value] triples, in insertion order (a copy). */
   props(): Array<[number, number, AtomicValue]> {
-    return [...this.entries.values()];
+    return this.triples.map((e) => [e[0], e[1], e[2]]);
   }
 
   /** "plane 31 (primary).FB_ID=45, ..." for logs and error messages. */
   describe(): string {
-    return [...this.entries]
-      .map(([k, [, , v]]) => `${this.labels.get(k)}=${typeof v === 'object' ? 'OUT_FENCE' : String(v)}`)
+    return this.triples
+      .map(([o, , v], i) => `${this.index.describe(o)}.${this.names[i]}=${typeof v === 'object' ? 'OUT_FENCE' : String(v)}`)
       .join(', ');
   }
 
@@ -166,8 +182,9 @@ export class AtomicRequest {
    * previous non-blocking commit is still pending, EACCES when not DRM master, ...).
    */
   commit(flags = 0, userData?: bigint): number[] {
+    this.shared = true;
     try {
-      return this.api.drmAtomicCommit(this.fd, this.props(), flags, userData);
+      return this.api.drmAtomicCommit(this.fd, this.triples, flags, userData);
     } catch (e) {
       if (e instanceof Error) {
         e.message += ` [atomic commit ${atomicFlagsToString(flags)} on ${this.index.snapshot.path}: ${this.describe() || 'empty request'}]`;
@@ -178,8 +195,9 @@ export class AtomicRequest {
 
   /** TEST_ONLY commit: the kernel's verdict, without throwing for a rejected configuration. */
   testOnly(flags = 0): AtomicTestResult {
+    this.shared = true;
     try {
-      const fences = this.api.drmAtomicCommit(this.fd, this.props(), (flags | DRM_MODE_ATOMIC_TEST_ONLY) & ~DRM_MODE_PAGE_FLIP_EVENT & ~DRM_MODE_ATOMIC_NONBLOCK);
+      const fences = this.api.drmAtomicCommit(this.fd, this.triples, (flags | DRM_MODE_ATOMIC_TEST_ONLY) & ~DRM_MODE_PAGE_FLIP_EVENT & ~DRM_MODE_ATOMIC_NONBLOCK);
       for (const f of fences) if (f >= 0) native.close(f);
       return { ok: true };
     } catch (e) {
