@@ -21,6 +21,7 @@ import { VfioDevice, VfioGroupBusyError } from '../../src/vfio/index.js';
 import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-sim/index.js';
 import { findVkmsCard } from './kms-helpers.js';
 import { debugfsFile, fdCount, sleep, waitFor } from './flip-helpers.js';
+import { IoctlTrace } from './ioctl-trace.js';
 
 const PARAM = '/sys/module/vgpu_sim/parameters/host_card';
 const KEEP = '/sys/module/vgpu_sim/parameters/keep_last_frame';
@@ -31,48 +32,14 @@ const align = (n: number): number => Math.ceil(n / PAGE) * PAGE;
 // ways to move a plane: DRM_IOCTL_MODE_SETPLANE (0xB7, 48 bytes), DRM_IOCTL_MODE_PAGE_FLIP (0xB0, 24 bytes)
 const PLANE_IOCTLS = { 0xc03864bc: 'ATOMIC', 0xc03064b7: 'SETPLANE', 0xc01864b0: 'PAGE_FLIP' } as const;
 
-/** Counts the ioctls that can move a plane, as the kernel sees them (ftrace syscall tracepoint). */
-class PlaneIoctlTrace {
-  readonly root: string;
-  private readonly ev: string;
+/** Counts the ioctls that can move a plane, as the kernel sees them (ioctl-trace.ts). */
+class PlaneIoctlTrace extends IoctlTrace {
   constructor() {
-    this.root = existsSync('/sys/kernel/tracing/events') ? '/sys/kernel/tracing' : '/sys/kernel/debug/tracing';
-    this.ev = path.join(this.root, 'events/syscalls/sys_enter_ioctl');
-    if (!existsSync(this.ev)) throw new Error(`no syscall tracepoint at ${this.ev} (CONFIG_FTRACE_SYSCALLS, tracefs mounted?)`);
-    writeFileSync(path.join(this.ev, 'enable'), '0');
-    writeFileSync(path.join(this.ev, 'filter'), Object.keys(PLANE_IOCTLS).map((c) => `cmd == 0x${Number(c).toString(16)}`).join(' || '));
-    writeFileSync(path.join(this.root, 'buffer_size_kb'), '1024');
-    this.clear();
-    writeFileSync(path.join(this.ev, 'enable'), '1');
-    this.resume();
-  }
-  clear(): void {
-    writeFileSync(path.join(this.root, 'trace'), '');
-  }
-  pause(): void {
-    writeFileSync(path.join(this.root, 'tracing_on'), '0');
-  }
-  resume(): void {
-    writeFileSync(path.join(this.root, 'tracing_on'), '1');
+    super(PLANE_IOCTLS);
   }
   /** the traced calls so far, e.g. ['node-123 ATOMIC'] */
   calls(): string[] {
-    const out: string[] = [];
-    for (const line of readFileSync(path.join(this.root, 'trace'), 'utf8').split('\n')) {
-      if (line.startsWith('#')) continue;
-      const m = /^\s*(\S+).*sys_ioctl\(fd: [0-9a-f]+, cmd: ([0-9a-f]+)/.exec(line);
-      if (m) out.push(`${m[1]} ${PLANE_IOCTLS[Number.parseInt(m[2]!, 16) as keyof typeof PLANE_IOCTLS] ?? m[2]}`);
-    }
-    return out;
-  }
-  close(): void {
-    try {
-      writeFileSync(path.join(this.ev, 'enable'), '0');
-      writeFileSync(path.join(this.ev, 'filter'), '0');
-      this.clear();
-    } catch {
-      /* best effort */
-    }
+    return this.ioctls().map((c) => `${c.task} ${c.name}`);
   }
 }
 
@@ -462,7 +429,7 @@ describe('DRM_FB direct flip through the engine', () => {
     g.writePixels(0, drawPattern(W, H, 7));
     g.writePixels(B, drawPattern(W, H, 8));
     g.writePixels(CUR, drawCursor(64));
-    g.writePixels(CUR2, solid(64, 64, 0x3366cc).map((v, i) => (i % 4 === 3 ? 0xff : v)));
+    g.writePixels(CUR2, Buffer.from(solid(64, 64, 0x3366cc).map((v, i) => (i % 4 === 3 ? 0xff : v))));
     g.setMode('cursor', { fourcc: 'AR24', width: 64, height: 64, offset: CUR, x: 100, y: 50, xhot: 0, yhot: 0 });
     const fds0 = fdCount();
     session = openSession({ vgpu: inst3.uuid, planes: ['primary', 'cursor'], crtc: 0, device: card, writeback: true });

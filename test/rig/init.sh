@@ -51,6 +51,9 @@ J="/host$OUTDIR/rig/$JOB"
 mount -t proc proc /host/proc || die "mount proc"
 mount -t sysfs sysfs /host/sys || die "mount sysfs"
 mount -t debugfs debugfs /host/sys/kernel/debug || die "mount debugfs"
+# the syscall tracepoint enabled at boot (vm.sh trace_event=) records nothing until a test asks
+# (test/kernel/ioctl-trace.ts turns tracing_on on and sets the filter; neither patches kernel text)
+echo 0 >/host/sys/kernel/debug/tracing/tracing_on 2>/dev/null
 mount -t devtmpfs devtmpfs /host/dev || die "mount devtmpfs"
 mount -t devpts devpts /host/dev/pts 2>/dev/null
 # a checkout under a folder that gets a tmpfs (/tmp, /run, /var/tmp, /dev/shm): keep it (with

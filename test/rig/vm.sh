@@ -229,7 +229,11 @@ if [ -t 1 ]; then CONSOLE_TTY=1; COLS=$(tput cols 2>/dev/null || echo 120); ROWS
 
 # ---------------------------------------------------------------- boot
 CACHE_MODE=${VGPU_FLIP_9P_CACHE:-loose}
-APPEND="console=ttyS0 quiet loglevel=3 panic=1 softlockup_panic=1 softlockup_all_cpu_backtrace=1 mitigations=off ${VGPU_FLIP_VM_APPEND:+$VGPU_FLIP_VM_APPEND }${FBDEV_ARG}vgpuflip.out=$(printf '%s' "$OUT" | base64 -w0) vgpuflip.job=$JOB vgpuflip.cache=$CACHE_MODE"
+# trace_event: the syscall tracepoint the ioctl-counting tests read (test/kernel/ioctl-trace.ts),
+# enabled by the kernel before the second CPU starts. Enabling an event (or a kprobe) at run
+# time patches kernel text on live CPUs, which under TCG froze the VM (issue 11): never done.
+TRACE_ARGS="trace_event=syscalls:sys_enter_ioctl trace_buf_size=4M"
+APPEND="console=ttyS0 quiet loglevel=3 panic=1 softlockup_panic=1 softlockup_all_cpu_backtrace=1 mitigations=off $TRACE_ARGS ${VGPU_FLIP_VM_APPEND:+$VGPU_FLIP_VM_APPEND }${FBDEV_ARG}vgpuflip.out=$(printf '%s' "$OUT" | base64 -w0) vgpuflip.job=$JOB vgpuflip.cache=$CACHE_MODE"
 # qboot (from qemu-system-data) boots straight into the kernel and prints nothing; SeaBIOS otherwise
 BIOS=(); [ -f /usr/share/qemu/qboot.rom ] && BIOS=(-bios /usr/share/qemu/qboot.rom)
 QEMU=(qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 -nographic -no-reboot -nic none -vga none
