@@ -158,7 +158,10 @@ struct Poller {
   napi_env env = nullptr;
   int fd = -1;
   bool stopped = false;
+  int events = UV_READABLE;
   Napi::FunctionReference cb;
+  // set while the owner waits for the fd to become writable (onWritable)
+  Napi::FunctionReference wcb;
   std::unique_ptr<Napi::AsyncContext> ctx;
   std::shared_ptr<Poller> self;  // keeps the poller alive until uv_close completes
 };
@@ -171,6 +174,7 @@ void OnPollClosed(uv_handle_t* h) {
   auto* p = static_cast<Poller*>(h->data);
   std::shared_ptr<Poller> keep = std::move(p->self);
   p->cb.Reset();
+  p->wcb.Reset();
   p->ctx.reset();
 }
 
@@ -189,6 +193,7 @@ void StopPoller(Poller* p, bool fromCleanupHook) {
   } else {
     // the env is going away: release JS state now, the close callback may run after teardown
     p->cb.Reset();
+    p->wcb.Reset();
     p->ctx.reset();
   }
   uv_poll_stop(&p->handle);
@@ -206,7 +211,17 @@ void OnPollEvent(uv_poll_t* h, int status, int events) {
   Napi::Env env(p->env);
   Napi::HandleScope scope(env);
   try {
-    p->cb.MakeCallback(env.Global(), {}, *p->ctx);
+    // writable first: queued bytes go out before the reply to them is read
+    if (status >= 0 && (events & UV_WRITABLE) && !p->wcb.IsEmpty()) {
+      // one shot: the owner asks again when its next write would block
+      Napi::Function w = p->wcb.Value();
+      p->wcb.Reset();
+      p->events = UV_READABLE;
+      if (!p->stopped) uv_poll_start(&p->handle, p->events, OnPollEvent);
+      w.MakeCallback(env.Global(), {}, *p->ctx);
+    }
+    if (p->stopped) return;
+    if (status < 0 || (events & UV_READABLE) || (events & UV_DISCONNECT)) p->cb.MakeCallback(env.Global(), {}, *p->ctx);
   } catch (const Napi::Error& e) {
     napi_fatal_exception(env, e.Value());
   }
@@ -254,6 +269,28 @@ Napi::Value PollReadableJs(const Napi::CallbackInfo& info) {
                       return info.Env().Undefined();
                     },
                     "stop"));
+  // onWritable(cb): call cb once when the fd can be written (the socket buffer has room again);
+  // onWritable(null) cancels. Same handle as the readable watch (libuv: one poll handle per fd).
+  o.Set("onWritable", Napi::Function::New(
+                          env,
+                          [weak](const Napi::CallbackInfo& info) -> Napi::Value {
+                            Napi::Env env = info.Env();
+                            auto q = weak.lock();
+                            if (!q || q->stopped) ThrowType(env, "onWritable: the poller is stopped");
+                            if (info.Length() < 1 || !(info[0].IsFunction() || info[0].IsNull()))
+                              ThrowType(env, "onWritable: expected a function or null");
+                            if (info[0].IsNull()) {
+                              q->wcb.Reset();
+                              q->events = UV_READABLE;
+                            } else {
+                              q->wcb = Napi::Persistent(info[0].As<Napi::Function>());
+                              q->events = UV_READABLE | UV_WRITABLE;
+                            }
+                            int r = uv_poll_start(&q->handle, q->events, OnPollEvent);
+                            if (r != 0) ThrowFd(env, "uv_poll_start", q->fd, -r);
+                            return env.Undefined();
+                          },
+                          "onWritable"));
   return o;
 }
 

@@ -35,4 +35,18 @@ export interface UnixSockAddon {
   unixRecv(fd: number, maxBytes: number): UnixRecvResult | null;
 }
 
+/** pollReadable's poller (types.ts FdPoller) with the writable watch the transport uses */
+export interface SocketPoller {
+  /** stop watching; the fd itself is not closed. Idempotent. */
+  stop(): void;
+  /**
+   * Call `cb` once when the fd can be written again (a full socket buffer has room), on the
+   * same libuv handle as the readable watch (libuv has one per fd); null cancels. Throws once stopped.
+   */
+  onWritable(cb: (() => void) | null): void;
+}
+
 export const unixNative: UnixSockAddon = native as unknown as UnixSockAddon;
+
+/** native.pollReadable, typed with its writable watch */
+export const pollSocket = (fd: number, onReadable: () => void): SocketPoller => native.pollReadable(fd, onReadable) as unknown as SocketPoller;

@@ -1,26 +1,25 @@
 // The Wayland transport with descriptor passing: the addon's UNIX stream socket
 // (native/addon/unixsock.cc: sendmsg/recvmsg with SCM_RIGHTS), read when libuv says it is
-// readable (pollReadable), written at once and, when the socket buffer is full, again a few
-// milliseconds later. As libwayland does: a message's descriptors travel with its first byte,
+// readable (pollReadable), written at once and, when the socket buffer is full, again when
+// libuv says it is writable (the same poll handle). As libwayland does: a message's descriptors travel with its first byte,
 // and the descriptors of one recvmsg are delivered with that recvmsg's bytes.
 import { appendFileSync } from 'node:fs';
 import { hasCode, isKernelError } from '../binding/errors.js';
 import { native } from '../binding/index.js';
-import type { FdPoller } from '../binding/types.js';
-import { unixNative, type UnixSockAddon } from '../binding/unixsock.js';
+import { pollSocket, unixNative, type SocketPoller, type UnixSockAddon } from '../binding/unixsock.js';
 import { NoCompositorError, WaylandError } from './errors.js';
 import type { WaylandTransport } from './transport.js';
 import { hex } from './wire.js';
 
 /** what the transport needs of the addon (tests pass fakes) */
-export type UnixTransportApi = UnixSockAddon & { pollReadable(fd: number, cb: () => void): FdPoller; close(fd: number): void };
+export type UnixTransportApi = UnixSockAddon & { pollReadable(fd: number, cb: () => void): SocketPoller; close(fd: number): void };
 
 const defaultApi = (): UnixTransportApi => ({
   unixConnect: (p) => unixNative.unixConnect(p),
   unixSocketpair: () => unixNative.unixSocketpair(),
   unixSend: (fd, d, f) => unixNative.unixSend(fd, d, f),
   unixRecv: (fd, n) => unixNative.unixRecv(fd, n),
-  pollReadable: (fd, cb) => native.pollReadable(fd, cb),
+  pollReadable: (fd, cb) => pollSocket(fd, cb),
   close: (fd) => native.close(fd),
 });
 
@@ -28,8 +27,6 @@ const defaultApi = (): UnixTransportApi => ({
 const RECV_BYTES = 65536;
 /** recvmsg calls per readable callback before yielding to the event loop (it fires again) */
 const MAX_READS = 64;
-/** retry delay after EAGAIN on send (no writable poller: Wayland requests are small and rare) */
-const SEND_RETRY_MS = 5;
 
 interface Pending {
   bytes: Buffer;
@@ -41,8 +38,9 @@ export class UnixTransport implements WaylandTransport {
   readonly passesFds = true;
   private closed = false;
   private readonly out: Pending[] = [];
-  private retry: NodeJS.Timeout | undefined;
-  private poller: FdPoller | undefined;
+  /** waiting for the socket to take more (its buffer was full) */
+  private waitingWritable = false;
+  private poller: SocketPoller | undefined;
   private dataHandler: ((bytes: Uint8Array, fds: number[]) => void) | undefined;
   private readonly closeHandlers: ((e?: Error) => void)[] = [];
   /** every write and read as it happened (fixtures: test/fixtures/wayland-README.md) */
@@ -92,8 +90,9 @@ export class UnixTransport implements WaylandTransport {
     this.flush();
   }
 
-  /** write what is queued; on EAGAIN try again shortly */
+  /** write what is queued; on EAGAIN go on when the socket is writable */
   private flush(): void {
+    if (this.waitingWritable) return; // the writable callback flushes
     while (!this.closed && this.out.length) {
       const head = this.out[0]!;
       let n: number;
@@ -106,10 +105,11 @@ export class UnixTransport implements WaylandTransport {
         return;
       }
       if (n < 0) {
-        this.retry ??= setTimeout(() => {
-          this.retry = undefined;
+        this.waitingWritable = true;
+        this.poller?.onWritable(() => {
+          this.waitingWritable = false;
           this.flush();
-        }, SEND_RETRY_MS);
+        });
         return;
       }
       this.capture?.('>', head.bytes.subarray(0, n), head.fds.length);
@@ -182,8 +182,7 @@ export class UnixTransport implements WaylandTransport {
 
   private release(): void {
     this.closed = true;
-    if (this.retry) clearTimeout(this.retry);
-    this.retry = undefined;
+    this.waitingWritable = false;
     this.out.length = 0;
     this.poller?.stop();
     this.poller = undefined;
