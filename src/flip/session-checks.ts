@@ -114,3 +114,16 @@ export function drmFbHint(vendor: string | null): string {
   }
   return '; DRM_FB needs a vendor driver that exposes host framebuffers (VFIO_GFX_PLANE_TYPE_DRM_FB, bit 3): use --path dmabuf or region';
 }
+
+/** How the guest will be looked at: on its display event, or every frame (assign's check list). */
+export function displayEventCheck(find: () => { index: number } | null, displayEvents: boolean | undefined): string {
+  if (displayEvents === false) return 'display event: not used (--no-display-events): the guest is looked at every frame';
+  try {
+    const d = find();
+    return d
+      ? `display event: IRQ ${d.index}: the guest is looked at when it signals a change (no polling)`
+      : 'display event: the vendor driver offers none: the guest is looked at every frame (less often while it shows the same picture)';
+  } catch (e) {
+    return `display event: cannot tell (${(e as Error).message}): the guest is looked at every frame`;
+  }
+}

@@ -8,7 +8,8 @@ import { DrmDevice } from '../kms/index.js';
 import { VfioDevice, isUuid, readVgpu, PLANE_PATH_FLAGS, DRM_PLANE_TYPES } from '../vfio/index.js';
 import { findVmmDevice, type VmmPick } from '../vfio/vmm-pick.js';
 import { watchVmmExit, type VmmWatch } from '../vfio/vmm.js';
-import { cardName, checkDrmNode, choosePath, simFlipCounter, simHostCard, UsageError, vendorDriverOf } from './session-checks.js';
+import { cardName, checkDrmNode, choosePath, displayEventCheck, simFlipCounter, simHostCard, UsageError, vendorDriverOf } from './session-checks.js';
+import { findDisplayIrq } from '../vfio/display-irq.js';
 import { FlipEngine, parseModeRequest, chooseMode, connectorFor, type GuestPlaneRequest, type GuestSource, type ModeRequest } from './engine.js';
 import type { NotReadyPolicy } from './decide.js';
 import { descOf, isNotReady } from './decide.js';
@@ -178,6 +179,7 @@ export function openSession(o: AssignOptions): Session {
     const chosen = choosePath(probeOk, o.path, resolver ? `${resolver.name} says DRM_FB is off (drm_fb=0 in info)` : undefined, vendor);
     const path = chosen.path;
     checks.push(chosen.check);
+    if (vfio) checks.push(displayEventCheck(() => findDisplayIrq(vfio!), o.displayEvents));
     if (!drm) {
       checkDrmNode(o.device ?? '/dev/dri/card0');
       drm = DrmDevice.open(o.device ?? '/dev/dri/card0', { writeback: o.writeback ?? false });
