@@ -61,6 +61,11 @@ export class LeaseKeeper {
     private readonly hooks: LeaseKeeperHooks,
     private readonly log: LogFn,
     private readonly env: NodeJS.ProcessEnv = process.env,
+    /** the connection (tests pass a fake compositor) */
+    private readonly open: (env: NodeJS.ProcessEnv) => Promise<{ client: WaylandClient; socket: string }> = async (e) => {
+      const socket = resolveSocketPath(e);
+      return { client: await WaylandClient.connect(e), socket };
+    },
   ) {}
 
   /** the environment libwayland would see, with the configured socket */
@@ -108,8 +113,8 @@ export class LeaseKeeper {
   }
 
   private async connect(): Promise<void> {
-    this.socket = resolveSocketPath(this.clientEnv());
-    const client = await WaylandClient.connect(this.clientEnv());
+    const { client, socket } = await this.open(this.clientEnv());
+    this.socket = socket;
     try {
       this.devices = await openLeaseDevices(client);
     } catch (e) {

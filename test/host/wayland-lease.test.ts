@@ -6,47 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { WaylandClient } from '../../src/wayland/client.js';
 import { chooseConnector, openLeaseDevices, type DrmLeaseDevice } from '../../src/wayland/drm-lease.js';
 import { ConnectorNotOfferedError, LeaseRefusedError, LeaseRevokedError, NoCompositorError } from '../../src/wayland/errors.js';
-import { resolveSocketPath, type WaylandTransport } from '../../src/wayland/transport.js';
-import { hex } from '../../src/wayland/wire.js';
-
-const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-class FdTransport implements WaylandTransport {
-  readonly passesFds = true;
-  sent: { hex: string; fds: readonly number[] }[] = [];
-  private data: ((b: Uint8Array, fds: number[]) => void) | undefined;
-  send(b: Uint8Array, fds: readonly number[]): void {
-    this.sent.push({ hex: hex(b), fds });
-  }
-  onData(h: (b: Uint8Array, fds: number[]) => void): void {
-    this.data = h;
-  }
-  onClose(): void {}
-  close(): void {}
-  deliver(s: string, fds: number[] = []): void {
-    this.data?.(bytes(s), fds);
-  }
-  /** the requests written since the last call */
-  take(): string[] {
-    return this.sent.splice(0).map((s) => s.hex);
-  }
-}
-
-// compositor -> client, objects: registry 2, callback 3 (its id is reused after delete_id, as
-// libwayland does: the device gets 3, the next callback 4), connector 0xff000000
-const GLOBAL_DEVICE = '02000000 00002c00 09000000 17000000 77705f64 726d5f6c 65617365 5f646576 6963655f 76310000 01000000'; // global(9, "wp_drm_lease_device_v1", 1)
-const DONE_3 = '03000000 00000c00 10000000 01000000 01000c00 03000000'; // wl_callback@3.done(16); delete_id(3)
-const DONE_4 = '04000000 00000c00 11000000 01000000 01000c00 04000000'; // wl_callback@4.done(17); delete_id(4)
-const DEVICE_OFFER = [
-  '03000000 00000800', // device.drm_fd (fd out of band)
-  '03000000 01000c00 000000ff', // device.connector(new_id 0xff000000)
-  '000000ff 00001400 05000000 44502d32 00000000', // connector.name("DP-2")
-  '000000ff 01001800 0c000000 56616c76 6520496e 64657800', // connector.description("Valve Index")
-  '000000ff 02000c00 4d000000', // connector.connector_id(77)
-  '000000ff 03000800', // connector.done
-  '03000000 02000800', // device.done
-].join(' ');
+import { resolveSocketPath } from '../../src/wayland/transport.js';
+import { DEVICE_OFFER, DONE_3, DONE_4, FdTransport, GLOBAL_DEVICE, tick } from './wayland-fake.js';
 
 async function openDevice(): Promise<{ t: FdTransport; client: WaylandClient; devices: DrmLeaseDevice[]; drmFd: number }> {
   const t = new FdTransport();
