@@ -83,6 +83,15 @@ export class VfioDevice {
           { cause: e },
         );
       }
+      if (hasCode(e, 'EACCES', 'EPERM')) {
+        // not root: the group node is all a user needs (and /dev/vfio/vfio, mode 0666 by default)
+        const uid = process.getuid?.() ?? -1;
+        throw new Error(
+          `vGPU ${uuid}: cannot open its VFIO group ${v.groupPath} or /dev/vfio/vfio as uid ${uid} (${(e as Error).message}): ` +
+            `give this user the group node (e.g. chown or a udev rule: SUBSYSTEM=="vfio", KERNEL=="${v.iommuGroup}", OWNER="<user>") or run as root`,
+          { cause: e },
+        );
+      }
       throw e;
     }
     return new VfioDevice(h.device, `vfio-device ${uuid}`, uuid, h.groupId, h.group, h.container, 'open');

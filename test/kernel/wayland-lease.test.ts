@@ -8,7 +8,7 @@
 // sway exiting ends it too: both times vgpu-flip stops by itself with exit status 0 and says why.
 // Fails in CI without the second display or without sway.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { chownSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DrmDevice } from '../../src/kms/index.js';
@@ -111,8 +111,8 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
     expect(r.stderr).toMatch(new RegExp(`^vgpu-flip: the compositor does not offer ${desktop} for lease: it offers: ${leased} \\(.*\\)\\. Compositors offer for lease only connectors whose kernel "non-desktop" property is 1`, 'm'));
   });
 
-  /** start `assign --lease`, wait for its assignment */
-  const assign = async (t: number, captureTo?: string) => {
+  /** start `assign --lease`, wait for its assignment; `as`: setpriv arguments (another user) */
+  const assign = async (t: number, captureTo?: string, as?: string[]) => {
     if (captureTo) rmSync(captureTo, { force: true });
     const W = mode!.hdisplay;
     const H = mode!.vdisplay;
@@ -120,7 +120,8 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
     g.setMode('primary', { fourcc: 'XR24', width: W, height: H });
     g.writePixels(0, drawPattern(W, H, t));
     g.flip('primary', 0);
-    const p = spawn(process.execPath, [bin, 'assign', '--lease', leased, '--vgpu', inst!.uuid, '--plane', 'primary', '--path', 'dmabuf', '--mode', `${W}x${H}`, '--json'], {
+    const args = [bin, 'assign', '--lease', leased, '--vgpu', inst!.uuid, '--plane', 'primary', '--path', 'dmabuf', '--mode', `${W}x${H}`, '--json'];
+    const p = spawn(as ? 'setpriv' : process.execPath, as ? [...as, process.execPath, ...args] : args, {
       env: captureTo ? { ...sway!.env, VGPU_FLIP_WAYLAND_CAPTURE: captureTo } : sway!.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -195,6 +196,46 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
     setConnectorStatus(card, leased, 'on');
     fakeUdevChange(card, { HOTPLUG: '1' });
     await waitFor(isOffered, 60_000, `${leased} to be offered again after it came back`);
+  }, 180_000);
+
+  it('assign --lease as an unprivileged user (uid 65534, no groups, no capabilities) presents through the lease fd alone', async () => {
+    // what it is given: the Wayland socket (sway runs as the same user) and the vGPU's VFIO group node
+    const group = path.basename(readlinkSync(`/sys/bus/mdev/devices/${inst!.uuid}/iommu_group`));
+    const node = `/dev/vfio/${group}`;
+    const st = statSync(node);
+    const nobody = ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
+    // without the group node: a clear error (exit 1), and the lease is handed back
+    const refused = spawnSync('setpriv', [...nobody, process.execPath, bin, 'assign', '--lease', leased, '--vgpu', inst!.uuid, '--plane', 'primary'], { env: sway!.env, encoding: 'utf8', timeout: 120_000 });
+    expect(refused.status, refused.stderr + refused.stdout).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`cannot open its VFIO group ${node} or /dev/vfio/vfio as uid 65534 .*: give this user the group node`));
+    await waitFor(isOffered, 60_000, `${leased} to be offered again after the refused vgpu-flip exited`);
+    chownSync(node, 65534, 65534);
+    try {
+      const a = await assign(64, undefined, nobody);
+      try {
+        await shows(1, a.W, a.H, 64);
+        const status = readFileSync(`/proc/${a.p.pid}/status`, 'utf8');
+        expect(status).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+        expect(status).toMatch(/^CapEff:\s+0+$/m);
+        // the only DRM descriptor it holds is the lease fd (the compositor's drm_fd was closed; the card never opened)
+        const drmFds = readdirSync(`/proc/${a.p.pid}/fd`).filter((fd) => {
+          try {
+            return readlinkSync(`/proc/${a.p.pid}/fd/${fd}`).startsWith('/dev/dri/');
+          } catch {
+            return false;
+          }
+        });
+        expect(drmFds.length).toBe(1);
+        expect(a.events().filter((e) => e.type === 'error'), a.out()).toEqual([]);
+        a.p.kill('SIGTERM');
+        expect(await a.exited, a.out()).toBe(143);
+      } finally {
+        if (a.p.exitCode === null) a.p.kill('SIGKILL');
+      }
+    } finally {
+      chownSync(node, st.uid, st.gid);
+    }
+    await waitFor(isOffered, 60_000, `${leased} to be offered again after the unprivileged vgpu-flip exited`);
   }, 180_000);
 
   it('sway exiting ends the lease: vgpu-flip stops by itself, exit status 0, and says why', async () => {
