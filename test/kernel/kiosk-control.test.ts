@@ -22,12 +22,12 @@ import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-si
 import { display2Card, display2CardOrUndefined } from './display2-helpers.js';
 import { waitFor } from './flip-helpers.js';
 import { request } from '../../src/kiosk/control-client.js';
+import { BIN, cli } from './kiosk-helpers.js';
 
 const ci = /^(1|true|yes)$/i.test(process.env['CI'] ?? '');
 const W = 1024;
 const H = 768;
 const GID = 4242;
-const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
 const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 // systemd's side: print every datagram on the socket as one JSON string per line
@@ -39,24 +39,6 @@ const RECEIVER = [
   'while True:',
   '    print(json.dumps(s.recv(65536).decode()), flush=True)',
 ].join('\n');
-
-/** the CLI as a user runs it (async: the test's guest keeps flipping meanwhile) */
-function cli(args: string[], as?: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const cmd = as ? 'setpriv' : process.execPath;
-  const argv = as ? [...as, process.execPath, bin, ...args] : [bin, ...args];
-  return new Promise((resolve) => {
-    const c = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => c.kill('SIGKILL'), 120_000);
-    c.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 const step = (s: string): void => console.error(`[kiosk-control] ${new Date().toISOString()} ${s}`);
 
@@ -128,7 +110,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk control s
     const notes = (): string[] => rxOut.split('\n').filter((l) => l.startsWith('"')).map((l) => JSON.parse(l) as string);
     await waitFor(() => notes().includes('bound'), 20_000, `the notify receiver (${rxErr})`);
 
-    const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], {
+    const p = spawn(process.execPath, [BIN, 'kiosk', '--run', cfg, '--log-format', 'json'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NOTIFY_SOCKET: notifyPath, WATCHDOG_USEC: '2000000' },
     });

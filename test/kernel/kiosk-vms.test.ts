@@ -7,7 +7,7 @@
 // A SIGHUP changing one of two outputs brings up only that one. A VM found by its VMM's pid
 // file (the kernel's mdpy sample driver, held by a VMM process) goes when the VMM exits and
 // comes back when it runs again. Fails in CI without the second display or the sample drivers.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -16,33 +16,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DrmDevice } from '../../src/kms/index.js';
 import { drawPattern, patternPixel } from '../../src/flip/pattern.js';
 import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-sim/index.js';
-import { display2Card, display2CardOrUndefined, screendump } from './display2-helpers.js';
+import { display2Card, display2CardOrUndefined } from './display2-helpers.js';
 import { sleep } from './flip-helpers.js';
+import { headShows, runDaemon, until } from './kiosk-helpers.js';
 import { SampleVmm, createSampleMdev, removeSampleMdev } from './sample-vmm.js';
 
 const ci = /^(1|true|yes)$/i.test(process.env['CI'] ?? '');
 const W = 1024;
 const H = 768;
 const IDLE = 0x3366cc;
-
-type LogLine = { event?: string; msg: string; level?: unknown; output?: string; kept?: string[] };
-
-/** `vgpu-flip kiosk --run cfg` as a child process, its JSON log lines as they arrive. */
-function runDaemon(cfg: string): { p: ChildProcess; exited: Promise<number | null>; events: () => LogLine[]; log: () => string } {
-  const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
-  const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  p.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-    lastLog = err;
-  });
-  const exited = new Promise<number | null>((r) => p.on('exit', r));
-  const events = (): LogLine[] => err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
-  return { p, exited, events, log: () => err };
-}
-
-/** the running daemon's log so far (for failure messages) */
-let lastLog = '';
 
 describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a VM that comes and goes', () => {
   const uuid = randomUUID();
@@ -69,33 +51,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
   });
 
 
-  /** waitFor with the message made at the timeout (the daemon's log as it is then) */
-  async function until(cond: () => boolean, ms: number, what: () => string): Promise<void> {
-    for (const end = Date.now() + ms; !cond(); await sleep(20)) {
-      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what()}`);
-    }
-  }
-
-  /** Wait until head `head` shows `want(x, y)` at every sampled pixel. */
-  // generous: the daemon's start (node loading its modules over the rig's 9p share) takes 10+ s
-  // under TCG while the test process runs beside it
-  async function shows(what: string, want: (x: number, y: number) => number, head = 0, w = W, h = H): Promise<void> {
-    const end = Date.now() + 90_000;
-    for (;;) {
-      const s = await screendump(head);
-      let bad = 0;
-      let first = '';
-      for (let y = 0; y < h; y += 9) {
-        for (let x = 0; x < w; x += 7) {
-          if (s.width === w && s.at(x, y) === want(x, y)) continue;
-          if (!bad++) first = `(${x},${y}) is #${s.at(x, y).toString(16)}`;
-        }
-      }
-      if (bad === 0) return;
-      if (Date.now() > end) throw new Error(`head ${head} does not show ${what} after 90 s: ${bad} sampled pixels differ, first ${first} (${s.width}x${s.height}); daemon log: ${lastLog.slice(-4000)}`);
-      await sleep(250);
-    }
-  }
+  const shows = (what: string, want: (x: number, y: number) => number, head = 0, w = W, h = H): Promise<void> => headShows(head, what, want, w, h);
 
   function createAndDraw(t: number): void {
     inst = createSimInstance('vgpu_sim-small', uuid);
