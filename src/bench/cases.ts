@@ -94,11 +94,11 @@ export async function idleCase(dev: DrmDevice, sim: SimGuestDriver, p: EnginePat
 export const guestFlips = (raw: [number, number, number][]): GuestFlip[] => raw.map(([t0, t1, buf]) => ({ t0, t1, buf }));
 
 /**
- * A guest flipping at `fps` for `seconds` from its own process while every CPU runs a hog: guest
+ * A guest flipping at `fps` for `seconds` from its own process beside `nHogs` CPU hogs: guest
  * flip -> on screen (DMABUF: the frame's dmabuf_id says which flip it shows; REGION: what was
  * drawn before the commit; DRM_FB: the in-kernel commit inside the guest's flip write).
  */
-export async function flipCase(dev: DrmDevice, sim: SimGuestDriver, bin: string, p: EnginePath, events: boolean, fps: number, seconds: number): Promise<FlipCase> {
+export async function flipCase(dev: DrmDevice, sim: SimGuestDriver, bin: string, p: EnginePath, events: boolean, fps: number, seconds: number, nHogs: number): Promise<FlipCase> {
   const { offsets, bufOfId } = prepareGuest(dev, sim, p === 'region' ? 1 : 6, p === 'dmabuf');
   const { periodUs } = outputMode(dev);
   const t = await startTool(dev, sim, p, events);
@@ -110,7 +110,7 @@ export async function flipCase(dev: DrmDevice, sim: SimGuestDriver, bin: string,
   let hogs: { n: number; stop(): void } | null = null;
   try {
     await sleep(500);
-    hogs = startHogs(bin);
+    hogs = startHogs(bin, nHogs);
     const commits0 = t.out.stats.commits;
     const errors0 = t.out.stats.errors;
     const end = measure(t.counter);
@@ -119,7 +119,6 @@ export async function flipCase(dev: DrmDevice, sim: SimGuestDriver, bin: string,
       p === 'region' ? { vram: path.join(sim.dir, 'vram'), stride: lay.stride, height: lay.height } : undefined);
     await sleep(150); // the last flip reaches the screen
     const m = end();
-    const nHogs = hogs.n;
     hogs.stop();
     hogs = null;
     const flips = guestFlips(g.value.flips);

@@ -61,8 +61,8 @@ export function runFlipLoop<T>(bin: string, args: (string | number)[], fds: numb
   });
 }
 
-/** One CPU hog per CPU (or `n`); stop() kills them. */
-export function startHogs(bin: string, n = os.availableParallelism()): { n: number; stop(): void } {
+/** `n` CPU hogs; stop() kills them. */
+export function startHogs(bin: string, n: number): { n: number; stop(): void } {
   const kids: ChildProcess[] = Array.from({ length: n }, () => spawn(bin, ['hog'], { stdio: 'ignore' }));
   return { n, stop: () => kids.forEach((k) => k.kill('SIGKILL')) };
 }

@@ -42,6 +42,15 @@ export interface BenchResult {
   kernelFlips?: number;
 }
 
+const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+
+/** The fields every path's result has: the window and the calls per frame. */
+function perFrame(guest: GuestDriver, calls: Record<string, number>, frames: number, seconds: number) {
+  const callsPerFrame: Record<string, number> = {};
+  for (const [k, v] of Object.entries(calls)) callsPerFrame[k] = v / frames;
+  return { guest: guest.description, frames, seconds, fps: frames / seconds, ioctlsPerFrame: CallCounter.ioctls(calls) / frames, callsPerFrame };
+}
+
 export async function benchPath(dev: DrmDevice, guest: GuestDriver, p: 'dmabuf' | 'region', frames: number, warmup = 10): Promise<BenchResult> {
   const snap = dev.snapshot();
   const mode = snap.crtcs[0]!.mode;
@@ -109,18 +118,10 @@ export async function benchPath(dev: DrmDevice, guest: GuestDriver, p: 'dmabuf' 
   const calls: Record<string, number> = {};
   for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0)) calls[k] = v - (before[k] ?? 0);
   await t.stop();
-  const callsPerFrame: Record<string, number> = {};
-  for (const [k, v] of Object.entries(calls)) callsPerFrame[k] = v / frames;
   const s = engine.stats.planes.primary!;
-  const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   return {
     path: p,
-    guest: guest.description,
-    frames,
-    seconds,
-    fps: frames / seconds,
-    ioctlsPerFrame: CallCounter.ioctls(calls) / frames,
-    callsPerFrame,
+    ...perFrame(guest, calls, frames, seconds),
     commitsPerFrame: (calls['drmAtomicCommit'] ?? 0) / frames,
     bytesCopiedPerFrame: p === 'region' || s.copies ? s.bytesCopied / Math.max(1, s.copies) : 0,
     cpuUsPerFrame: Math.max(0, cpu.user + cpu.system - guestCpuUs) / frames,
@@ -193,19 +194,10 @@ export async function benchDrmFb(dev: DrmDevice, guest: SimGuestDriver, frames: 
     const commits = engine.stats.commits - commits0;
     if (errors.length) throw new Error(`DRM_FB engine errors: ${errors.join('; ')}`);
     if (kernelFlips !== frames) throw new Error(`vgpu-sim made ${kernelFlips} in-kernel flips for ${frames} guest flips (status kflips)`);
-    const callsPerFrame: Record<string, number> = {};
-    for (const [k, v] of Object.entries(calls)) callsPerFrame[k] = v / frames;
-    const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-    const seconds = (t1 - t0) / 1e6;
     const s = engine.stats.planes.primary!;
     return {
       path: 'drm_fb',
-      guest: guest.description,
-      frames,
-      seconds,
-      fps: frames / seconds,
-      ioctlsPerFrame: CallCounter.ioctls(calls) / frames,
-      callsPerFrame,
+      ...perFrame(guest, calls, frames, (t1 - t0) / 1e6),
       commitsPerFrame: commits / frames,
       bytesCopiedPerFrame: s.copies ? s.bytesCopied / s.copies : 0,
       cpuUsPerFrame: Math.max(0, cpu.user + cpu.system - guestCpuUs) / frames,

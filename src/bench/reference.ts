@@ -76,10 +76,10 @@ export async function pollIdle(dev: DrmDevice, sim: SimGuestDriver, bin: string,
 }
 
 /** QEMU-like: a guest flipping at `fps` under a CPU hog, looked at every 30 ms. */
-export async function pollFlip(dev: DrmDevice, sim: SimGuestDriver, bin: string, fps: number, seconds: number): Promise<FlipCase> {
+export async function pollFlip(dev: DrmDevice, sim: SimGuestDriver, bin: string, fps: number, seconds: number, nHogs: number): Promise<FlipCase> {
   const { offsets, bufOfId } = prepareGuest(dev, sim, 6, true);
   const { periodUs } = outputMode(dev);
-  const hogs = startHogs(bin);
+  const hogs = startHogs(bin, nHogs);
   let flips: [number, number, number][] = [];
   try {
     const r = await onDisplay<PollOut>(dev, sim, bin, 'poll30', [seconds + 1.5, 30], async () => {

@@ -34,9 +34,9 @@ export const fmtCase = (c: IdleCase | FlipCase): string => {
     `${c.errors ? `, ${c.errors} errors` : ''}`;
 };
 
-export const fmtRatio = (tool: number, c: CLoopResult): string =>
+export const fmtRatio = (tool: { cpuUsPerFrame: number; fps: number }, c: CLoopResult): string =>
   `C reference loop (DMABUF per-frame work, raw ioctls): ${c.cpuUsPerFrame.toFixed(0)} us CPU per frame (${c.fps.toFixed(1)} fps, ${c.ioctlsPerFrame.toFixed(2)} ioctls/frame); ` +
-  `tool ${tool.toFixed(0)} us: ratio ${(tool / c.cpuUsPerFrame).toFixed(2)}x (goal <= 1.2x)`;
+  `tool ${tool.cpuUsPerFrame.toFixed(0)} us (${tool.fps.toFixed(1)} fps): ratio ${(tool.cpuUsPerFrame / c.cpuUsPerFrame).toFixed(2)}x (goal <= 1.2x)`;
 
 export class Report {
   readonly rev = revision();
