@@ -22,7 +22,7 @@ import { Guest, VfioGuestSource, type EnginePath } from '../present/guest.js';
 import { addGuest } from '../present/compose.js';
 import type { Output } from '../present/output.js';
 import { simFlipCounter } from '../flip/session-checks.js';
-import { connectorCandidates, crtcFor, matchOutputs, modeRequest, type ConnectorCandidate } from './match.js';
+import { connectorCandidates, crtcFor, describeCandidates, matchOutputs, modeRequest, type ConnectorCandidate } from './match.js';
 import { allLayers, type KioskConfig, type OutputConfig, type VmConfig } from './model.js';
 import { closeScope, diffConfigs, diffSummary, reloadScope, sameValue } from './diff.js';
 import { idleOf } from './splash.js';
@@ -143,7 +143,7 @@ export class KioskDaemon {
       }
       const c = matched.get(o.name);
       if (!c) {
-        this.log('warn', `output ${o.name}: no matching connected monitor; its layers wait`, { output: o.name });
+        this.log('warn', `output ${o.name}: no matching connected monitor; its layers wait (${describeCandidates(candidates, o.device ?? '/dev/dri/card0', matched)})`, { output: o.name });
         continue;
       }
       const { display } = this.display(c.device);

@@ -77,6 +77,22 @@ export function matchOutputs(outputs: readonly OutputConfig[], candidates: reado
   return { matched, unmatched: outputs.filter((o) => !matched.has(o.name)).map((o) => o.name) };
 }
 
+/**
+ * What an output that matched no connector could have matched: the connected connectors of its
+ * device with their EDID identities (as `match:` takes them) and the output that took each.
+ */
+export function describeCandidates(candidates: readonly ConnectorCandidate[], device: string | null, matched: ReadonlyMap<string, ConnectorCandidate>): string {
+  const here = candidates.filter((c) => c.device === device);
+  if (here.length === 0) return `no connected connector on ${device ?? 'any card'}`;
+  const by = new Map([...matched].map(([name, c]) => [c, name] as const));
+  const one = (c: ConnectorCandidate): string => {
+    const id = c.edid ? ` "${c.edid.description}"` : c.edidError ? ` (EDID unreadable: ${c.edidError})` : ' (no EDID)';
+    const taken = by.get(c);
+    return `${c.connector.name}${id}${taken ? ` taken by output ${taken}` : ''}`;
+  };
+  return `connected on ${device}: ${here.map(one).join(', ')}`;
+}
+
 /** The CRTC to drive a connector with: the one driving it now, else a free one its encoders can use. */
 export function crtcFor(snap: KmsSnapshot, conn: ConnectorSnapshot, taken: ReadonlySet<number>): CrtcSnapshot | null {
   const now = snap.crtcs.find((c) => c.id === conn.crtcId && !taken.has(c.id));

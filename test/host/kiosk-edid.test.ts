@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { EdidError, edidFromHex, parseEdid } from '../../src/kiosk/edid.js';
-import { connectorCandidates, matchOutputs } from '../../src/kiosk/match.js';
+import { connectorCandidates, describeCandidates, matchOutputs } from '../../src/kiosk/match.js';
 import { loadConfigText } from '../../src/kiosk/load.js';
 import type { ConnectorSnapshot, KmsSnapshot, PropertySnapshot } from '../../src/kms/types.js';
 
@@ -131,6 +131,11 @@ describe('matching outputs to connectors', () => {
     expect(r.unmatched).toEqual(['any', 'other', 'gone']);
     // without a default device, outputs without `device` match nothing
     expect(matchOutputs(cfg.outputs, candidates, null).matched.size).toBe(0);
+    // what an unmatched output is told: the connected connectors, their identities, who took them
+    expect(describeCandidates(candidates, '/dev/dri/card0', r.matched)).toBe(
+      'connected on /dev/dri/card0: DP-1 "HVR HTC-VIVE 0x00000001", HDMI-A-1 (EDID unreadable: ' + candidates[1]!.edidError + ') taken by output hdmi, DP-2 "DEL DELL U2415 7MT0186L0LSU" taken by output dell',
+    );
+    expect(describeCandidates(candidates, '/dev/dri/card1', r.matched)).toBe('no connected connector on /dev/dri/card1');
   });
 
   it('the connector\'s "non-desktop" property wins over the quirk list', () => {
