@@ -120,6 +120,8 @@ export class DrmDevice {
       }
       const dev = new DrmDevice(path, fd, caps, version);
       dev.lessee = opts.lessee ?? false;
+      // errors name the device, not how the fd arrived ("descriptor received on socket ...")
+      if (dev.lessee) native.setFdLabel(fd, `${path} (DRM lease)`);
       return dev;
     } catch (e) {
       native.close(fd);

@@ -14,6 +14,7 @@ import { openLeaseDevices } from '../../src/wayland/drm-lease.js';
 import { ConnectionClosedError, LeaseRevokedError, NoCompositorError } from '../../src/wayland/errors.js';
 import { UnixTransport } from '../../src/wayland/unix-transport.js';
 import { hex } from '../../src/wayland/wire.js';
+import { DEVICE_OFFER, DONE_3, DONE_4, GLOBAL_DEVICE } from './wayland-fake.js';
 
 const bytes = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const sameFile = (a: number, b: number): boolean => {
@@ -75,18 +76,7 @@ function pair(): { client: WaylandClient; transport: UnixTransport; peer: Peer }
   return { client: new WaylandClient(transport), transport, peer: new Peer(b) };
 }
 
-const GLOBAL_DEVICE = '02000000 00002c00 09000000 17000000 77705f64 726d5f6c 65617365 5f646576 6963655f 76310000 01000000';
-const DONE_3 = '03000000 00000c00 10000000 01000000 01000c00 03000000';
-const DONE_4 = '04000000 00000c00 11000000 01000000 01000c00 04000000';
-const DEVICE_OFFER = [
-  '03000000 00000800', // device.drm_fd (the fd as SCM_RIGHTS)
-  '03000000 01000c00 000000ff', // device.connector(new_id 0xff000000)
-  '000000ff 00001400 05000000 44502d32 00000000', // connector.name("DP-2")
-  '000000ff 01001800 0c000000 56616c76 6520496e 64657800', // connector.description("Valve Index")
-  '000000ff 02000c00 4d000000', // connector.connector_id(77)
-  '000000ff 03000800', // connector.done
-  '03000000 02000800', // device.done
-].join(' ');
+// the drm-lease bytes of wayland-fake.ts (there the device's drm_fd travels as SCM_RIGHTS)
 
 async function leaseDevice(): Promise<{ client: WaylandClient; peer: Peer; devices: Awaited<ReturnType<typeof openLeaseDevices>>; sentDrmFd: number }> {
   const { client, peer } = pair();

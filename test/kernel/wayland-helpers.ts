@@ -11,6 +11,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { DrmDevice } from '../../src/kms/index.js';
+import { patternPixel } from '../../src/flip/pattern.js';
+import type { ModeInfo } from '../../src/binding/types.js';
+import { screendump } from './display2-helpers.js';
 
 const NOBODY = 65534;
 const root = path.join(import.meta.dirname, '..', '..');
@@ -148,4 +152,77 @@ export function fakeUdevChange(card: string, props: Record<string, string>): voi
 /** write a connector's sysfs status (on, off, detect) */
 export function setConnectorStatus(card: string, connector: string, status: 'on' | 'off' | 'detect'): void {
   writeFileSync(`/sys/class/drm/${path.basename(card)}-${connector}/status`, status);
+}
+
+export interface LeaseHeads {
+  /** head 0: sway's desktop */
+  desktop: string;
+  /** head 1: the Vive EDID override made it non-desktop, so sway offers it for lease */
+  leased: string;
+  leasedId: number;
+  /** 1024x768 when offered (QEMU's EDID), else the first (the Vive EDID's own mode) */
+  mode: ModeInfo;
+}
+
+/**
+ * Before sway starts: head 1 of the second display gets the Vive EDID (non-desktop, checked);
+ * `undo()` (afterAll) plugs it in again and removes the override, as the rig left it.
+ */
+export function prepareLeaseHeads(card: string): LeaseHeads & { undo(): void } {
+  const dev = DrmDevice.open(card);
+  let overridden = false;
+  let leased = '';
+  const undo = (): void => {
+    if (!overridden) return;
+    setConnectorStatus(card, leased, 'on'); // as the rig left it (and the reset needs it connected)
+    setEdidOverride(card, leased, 'reset');
+    overridden = false;
+  };
+  try {
+    const heads = dev.snapshot().connectors.filter((c) => !c.writeback).sort((a, b) => a.id - b.id);
+    if (heads.length !== 2) throw new Error(`${card} has ${heads.length} heads, not 2`);
+    leased = heads[1]!.name;
+    setEdidOverride(card, leased, viveEdid());
+    overridden = true;
+    const c = dev.snapshot().connectors.find((x) => x.id === heads[1]!.id)!;
+    const nd = c.properties['non-desktop']?.value;
+    if (nd !== 1n) throw new Error(`${leased}: non-desktop is ${nd} after the Vive EDID override (the kernel did not apply the quirk)`);
+    const mode = c.modes.find((m) => m.hdisplay === 1024 && m.vdisplay === 768) ?? c.modes[0];
+    if (!mode) throw new Error(`${leased} has no mode`);
+    return { desktop: heads[0]!.name, leased, leasedId: c.id, mode, undo };
+  } catch (e) {
+    undo();
+    throw e;
+  } finally {
+    dev.close(); // sway must become DRM master of the card
+  }
+}
+
+/** the connectors the compositor of `env` offers, by `vgpu-flip inspect --leases --json` */
+export function offeredConnectors(env: NodeJS.ProcessEnv): string[] {
+  const r = spawnSync(process.execPath, [path.join(root, 'bin', 'vgpu-flip.js'), 'inspect', '--leases', '--json'], { env, encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`inspect --leases failed (${r.status}): ${r.stderr}${r.stdout}`);
+  return (JSON.parse(r.stdout) as { devices: { connectors: { name: string }[] }[] }).devices.flatMap((d) => d.connectors.map((c) => c.name));
+}
+
+/** offered now; false while the compositor is not answering yet (a client connected during sway's start waits) */
+export function isOfferedNow(env: NodeJS.ProcessEnv, connector: string): boolean {
+  try {
+    return offeredConnectors(env).includes(connector);
+  } catch {
+    return false;
+  }
+}
+
+/** head `head` of the second display shows guest pattern t (test/flip pattern), within 40 s */
+export async function showsPattern(head: number, W: number, H: number, t: number): Promise<void> {
+  const end = Date.now() + 40_000;
+  for (;;) {
+    const s = await screendump(head);
+    let bad = 0;
+    for (let y = 0; y < H; y += 9) for (let x = 0; x < W; x += 7) if (s.at(x, y) !== (patternPixel(x, y, W, H, t) & 0xffffff)) bad++;
+    if (bad === 0 && s.width === W && s.height === H) return;
+    if (Date.now() > end) throw new Error(`head ${head} does not show guest pattern ${t}: ${bad} sampled pixels differ (${s.width}x${s.height})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

@@ -11,13 +11,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DrmDevice } from '../../src/kms/index.js';
-import { drawPattern, patternPixel } from '../../src/flip/pattern.js';
+import { drawPattern } from '../../src/flip/pattern.js';
 import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-sim/index.js';
 import type { ModeInfo } from '../../src/binding/types.js';
-import { display2Card, display2CardOrUndefined, screendump } from './display2-helpers.js';
+import { display2Card, display2CardOrUndefined } from './display2-helpers.js';
 import { sleep, waitFor } from './flip-helpers.js';
-import { fakeUdevChange, setConnectorStatus, setEdidOverride, startSway, viveEdid, type Sway } from './wayland-helpers.js';
+import { fakeUdevChange, isOfferedNow, offeredConnectors, prepareLeaseHeads, setConnectorStatus, showsPattern, startSway, type Sway } from './wayland-helpers.js';
 
 const ci = /^(1|true|yes)$/i.test(process.env['CI'] ?? '');
 const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'vgpu-flip.js');
@@ -37,7 +36,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
   let mode: ModeInfo | undefined;
   let sway: Sway | null = null;
   let inst: SimInstance | null = null;
-  let overridden = false;
+  let undo = (): void => undefined;
 
   const listLeases = (captureTo?: string): Listing => {
     if (captureTo) rmSync(captureTo, { force: true });
@@ -46,36 +45,12 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
     if (r.status !== 0) throw new Error(`inspect --leases failed (${r.status}): ${r.stderr}${r.stdout}`);
     return JSON.parse(r.stdout) as Listing;
   };
-  const offered = (): string[] => listLeases().devices.flatMap((d) => d.connectors.map((c) => c.name));
-  /** offered() that is false while the compositor is not answering yet (a client connected during sway's start waits) */
-  const isOffered = (): boolean => {
-    try {
-      return offered().includes(leased);
-    } catch {
-      return false;
-    }
-  };
+  const offered = (): string[] => offeredConnectors(sway!.env);
+  const isOffered = (): boolean => isOfferedNow(sway!.env, leased);
 
   beforeAll(async () => {
     card = display2Card();
-    const dev = DrmDevice.open(card);
-    try {
-      const heads = dev.snapshot().connectors.filter((c) => !c.writeback).sort((a, b) => a.id - b.id);
-      expect(heads.length).toBe(2);
-      desktop = heads[0]!.name;
-      leased = heads[1]!.name;
-      leasedId = heads[1]!.id;
-      setEdidOverride(card, leased, viveEdid());
-      overridden = true;
-      const c = dev.snapshot().connectors.find((x) => x.id === leasedId)!;
-      const nd = c.properties['non-desktop']?.value;
-      if (nd !== 1n) throw new Error(`${leased}: non-desktop is ${nd} after the Vive EDID override (the kernel did not apply the quirk)`);
-      // 1024x768 when offered (QEMU's EDID), else the first (the Vive EDID's own mode)
-      mode = c.modes.find((m) => m.hdisplay === 1024 && m.vdisplay === 768) ?? c.modes[0];
-      if (!mode) throw new Error(`${leased} has no mode`);
-    } finally {
-      dev.close(); // sway must become DRM master of the card
-    }
+    ({ desktop, leased, leasedId, mode, undo } = prepareLeaseHeads(card));
     sway = await startSway(card);
     // under TCG sway takes about a minute to start on virtio-gpu (its first modeset)
     await waitFor(isOffered, 300_000, `sway to offer ${leased} for lease (sway log: ${sway.log().slice(-2000)})`);
@@ -86,10 +61,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
   afterAll(async () => {
     await sway?.stop();
     inst?.remove();
-    if (overridden) {
-      setConnectorStatus(card, leased, 'on'); // as the rig left it (and the reset needs it connected)
-      setEdidOverride(card, leased, 'reset');
-    }
+    undo();
   });
 
   it('inspect --leases lists the non-desktop head with its DRM node, not the desktop head', () => {
@@ -136,17 +108,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
     return { p, exited, out: () => out, events, W, H };
   };
 
-  const shows = async (head: number, W: number, H: number, t: number): Promise<void> => {
-    const end = Date.now() + 30_000;
-    for (;;) {
-      const s = await screendump(head);
-      let bad = 0;
-      for (let y = 0; y < H; y += 9) for (let x = 0; x < W; x += 7) if (s.at(x, y) !== (patternPixel(x, y, W, H, t) & 0xffffff)) bad++;
-      if (bad === 0 && s.width === W && s.height === H) return;
-      if (Date.now() > end) throw new Error(`head ${head} does not show guest pattern ${t}: ${bad} sampled pixels differ (${s.width}x${s.height})`);
-      await sleep(250);
-    }
-  };
+  const shows = showsPattern;
 
   it('assign --lease shows the guest on the leased head while sway keeps its desktop; SIGTERM hands it back', async () => {
     const a = await assign(61, capture('assign'));
