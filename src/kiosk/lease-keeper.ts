@@ -92,6 +92,7 @@ export class LeaseKeeper {
       const info = this.nodes.get(c.device) ?? { drmNode: null, driver: null };
       const held = await holdLease(c, info, this.socket!, false);
       if (this.stopped) {
+        closeQuietly(held.fd);
         held.release();
         return;
       }
@@ -179,6 +180,15 @@ export class LeaseKeeper {
     // a lease that lasted is asked for again soon; one ended at once (a compositor granting and
     // revoking) backs off further each time. Connected, the offer changing asks again earlier.
     if (Date.now() - this.grantedAt > 60_000) this.delayMs = MIN_DELAY_MS;
+    this.retryLater();
+  }
+
+  /** The daemon cannot use the granted lease (closed its fd): hand it back, try again with backoff. */
+  refuse(held: HeldLease, why: string): void {
+    if (this.held !== held) return;
+    this.held = null;
+    held.release();
+    this.status = { state: 'waiting', detail: `${why}; trying again with backoff`, socket: this.socket };
     this.retryLater();
   }
 

@@ -67,7 +67,9 @@ export class LeasedOutputs {
     try {
       dev = DrmDevice.fromFd(held.fd, held.drmNode ?? `lease of ${held.connector.name}`, { writeback: false, lessee: true });
     } catch (err) {
-      this.log('error', `output ${name}: the lease of ${held.connector.name} is not a usable DRM device: ${(err as Error).message}`, { output: name, event: 'lease-error' });
+      const why = `the lease of ${held.connector.name} is not a usable DRM device: ${(err as Error).message}`;
+      this.log('error', `output ${name}: ${why}; handed back, asked for again with backoff`, { output: name, event: 'lease-error' });
+      e.keeper.refuse(held, why); // fromFd closed the fd
       return;
     }
     const display = new Display(dev);
@@ -75,8 +77,10 @@ export class LeasedOutputs {
     const connector = s.connectors.find((c) => c.id === held.connector.connectorId) ?? s.connectors[0];
     const crtc = s.crtcs[0];
     if (!connector || !crtc) {
-      this.log('error', `output ${name}: the lease of ${held.connector.name} holds ${connector ? 'no CRTC' : 'no connector'}: nothing can be shown on it`, { output: name, event: 'lease-error' });
+      const why = `the lease of ${held.connector.name} holds ${connector ? 'no CRTC' : 'no connector'}: nothing can be shown on it`;
+      this.log('error', `output ${name}: ${why}; handed back, asked for again with backoff`, { output: name, event: 'lease-error' });
       dev.close();
+      e.keeper.refuse(held, why);
       return;
     }
     display.watchDevice(); // the compositor switching away (its master dropped) pauses the output

@@ -8,7 +8,7 @@
 // sway exiting ends it too: both times vgpu-flip stops by itself with exit status 0 and says why.
 // Fails in CI without the second display or without sway.
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { chownSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { drawPattern } from '../../src/flip/pattern.js';
@@ -193,6 +193,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('assign --lease 
         expect(await a.exited, a.out()).toBe(143);
       } finally {
         if (a.p.exitCode === null) a.p.kill('SIGKILL');
+        writeFileSync(path.join(import.meta.dirname, '..', '..', '.vm-out', 'wayland-lease-nonroot.out'), a.out());
       }
     } finally {
       chownSync(node, st.uid, st.gid);
