@@ -94,6 +94,13 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon wi
     const env = { ...process.env };
     delete env['WAYLAND_DISPLAY'];
     delete env['XDG_RUNTIME_DIR'];
+    // --check asks the compositor what it offers without taking the lease
+    const check = spawnSync(process.execPath, [bin, 'kiosk', '--check', cfg, '--json'], { env, encoding: 'utf8', timeout: 120_000 });
+    expect(check.status, check.stdout + check.stderr).toBe(0);
+    const m = (JSON.parse(check.stdout) as { machine: { outputs: { name: string; connector: string | null; device: string }[]; findings: { severity: string; output?: string; message: string }[] } }).machine;
+    expect(m.outputs.find((o) => o.name === 'headset')).toMatchObject({ connector: leased, device: card });
+    expect(m.findings.find((f) => f.output === 'headset')?.message).toMatch(new RegExp(`^${leased} is offered for lease by the compositor at `));
+    expect(isOffered()).toBe(true); // still offered: --check took nothing
     const p = spawn(process.execPath, [bin, 'kiosk', '--run', cfg, '--log-format', 'json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
