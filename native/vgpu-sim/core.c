@@ -300,27 +300,29 @@ static struct vsim_buf *vsim_plane_buf(struct vsim_dev *d, int plane, u64 size, 
 }
 
 /*
- * The guest changed a plane (mode, flip, disable): move host planes showing one of its
- * framebuffers (DRM_FB). d->lock held.
+ * The guest changed a plane (mode, flip, disable): host planes showing one of its framebuffers
+ * (DRM_FB) follow, in the in-kernel flip worker (drmfb.c). d->lock held; returns at once.
  */
 void vsim_guest_changed(struct vsim_dev *d, int plane)
 {
-	struct vsim_plane *p = &d->planes[plane];
-	struct vsim_buf *b = NULL;
+	/*
+	 * The display event, at the next vblank; while host planes show this guest plane (DRM_FB)
+	 * it is signalled by the in-kernel flip once made, so whoever looks then finds the host
+	 * plane already following the guest.
+	 */
+	if (d->type->headless || !vsim_drm_available() || !vsim_drm_plane_changed(d, plane))
+		vsim_display_irq_plane(d, plane);
+}
+
+/* d->lock held: the cached buffer state of the plane's current configuration; NULL if none */
+struct vsim_buf *vsim_plane_current(struct vsim_dev *d, int plane)
+{
 	char why[128];
 	u64 size;
 
-	vsim_display_irq_plane(d, plane);	/* the display event, at the next vblank */
-	if (d->type->headless || !vsim_drm_available())
-		return;
-	if (vsim_plane_check(d, plane, &p->cfg, &size, why, sizeof(why))) {
-		b = vsim_plane_buf(d, plane, size, false);
-		if (IS_ERR(b)) {
-			p->kflip_err = PTR_ERR(b);
-			return;
-		}
-	}
-	vsim_drm_plane_update(d, plane, b);
+	if (!vsim_plane_check(d, plane, &d->planes[plane].cfg, &size, why, sizeof(why)))
+		return NULL;
+	return vsim_plane_buf(d, plane, size, false);
 }
 
 /* DRM_FB: the framebuffer id of the plane's current buffer (d->lock held) */
@@ -767,6 +769,7 @@ static int vsim_init_dev(struct vfio_device *vdev)
 	for (i = 0; i < VSIM_NPLANES; i++) {
 		d->planes[i].dev = d;
 		d->planes[i].idx = i;
+		INIT_WORK(&d->planes[i].kflip_work, vsim_drm_flip_work);
 	}
 	d->fault_query.dev = d;
 	d->fault_dmabuf.dev = d;
@@ -789,6 +792,7 @@ static void vsim_release_dev(struct vfio_device *vdev)
 	unsigned int i;
 
 	vsim_display_irq_shutdown(d);	/* already stopped by remove; the timer never outlives d */
+	vsim_drm_plane_stop(d);		/* likewise: no in-kernel flip outlives d */
 	vunmap(d->vram);
 	for (i = 0; i < d->npages; i++)
 		put_page(d->pages[i]);	/* buffers still exported keep their own references */
@@ -847,6 +851,7 @@ static void vsim_remove(struct mdev_device *mdev)
 	vsim_debugfs_remove(d);		/* waits for debugfs writers */
 	vfio_unregister_group_dev(&d->vdev);	/* waits for the VFIO fd to be closed */
 	vsim_display_irq_shutdown(d);
+	vsim_drm_plane_stop(d);		/* no writer is left to queue another in-kernel flip */
 	vsim_lock(d);
 	vsim_cache_clear(d);		/* buffers created through debugfs (fb_id) */
 	mutex_unlock(&d->lock);

@@ -133,10 +133,11 @@ static char *vsim_plane_describe(struct vsim_dev *d, int plane, bool with_reason
 				 fcc, c->width, c->height, c->stride, c->offset, c->x, c->y,
 				 c->xhot, c->yhot, c->modifier, c->enabled);
 	return kasprintf(GFP_KERNEL,
-			 "plane=%s ready=%d size=%llu enabled=%d fourcc=%s width=%u height=%u stride=%u offset=0x%llx x=%d y=%d xhot=%u yhot=%u modifier=0x%llx region_ok=%d kflips=%llu kflip_err=%d\nreason=%s\n",
+			 "plane=%s ready=%d size=%llu enabled=%d fourcc=%s width=%u height=%u stride=%u offset=0x%llx x=%d y=%d xhot=%u yhot=%u modifier=0x%llx region_ok=%d kflips=%llu kflip_err=%d kflip_coalesced=%llu kflip_idle=%llu kflip_pending=%d\nreason=%s\n",
 			 vsim_plane_name(plane), ok, size, c->enabled, fcc, c->width, c->height,
 			 c->stride, c->offset, c->x, c->y, c->xhot, c->yhot, c->modifier,
-			 ok && c->offset == 0, p->kflips, p->kflip_err, why);
+			 ok && c->offset == 0, p->kflips, p->kflip_err, p->kflip_coalesced,
+			 p->kflip_idle, work_busy(&p->kflip_work) ? 1 : 0, why);
 }
 
 static ssize_t vsim_mode_read(struct file *f, char __user *ubuf, size_t len, loff_t *ppos)
@@ -207,6 +208,26 @@ static ssize_t vsim_flip_write(struct file *f, const char __user *ubuf, size_t l
 	kfree(s);
 	return ret ? ret : len;
 }
+
+/*
+ * kflip_wait (write anything): returns once the in-kernel flip of every change made so far is
+ * done (DRM_FB). For tests that look at the host plane right after a change; a guest never
+ * waits (its flip write returns at once, the flip follows in a worker).
+ */
+static ssize_t vsim_kflip_wait_write(struct file *f, const char __user *ubuf, size_t len,
+				     loff_t *ppos)
+{
+	struct vsim_plane *p = file_inode(f)->i_private;
+
+	flush_work(&p->kflip_work);
+	return len;
+}
+
+static const struct file_operations vsim_kflip_wait_fops = {
+	.owner = THIS_MODULE,
+	.write = vsim_kflip_wait_write,
+	.llseek = no_llseek,
+};
 
 static const struct file_operations vsim_flip_fops = {
 	.owner = THIS_MODULE,
@@ -564,6 +585,7 @@ void vsim_debugfs_add(struct vsim_dev *d)
 
 		debugfs_create_file("mode", 0600, pd, p, &vsim_mode_fops);
 		debugfs_create_file("flip", 0200, pd, p, &vsim_flip_fops);
+		debugfs_create_file("kflip_wait", 0200, pd, p, &vsim_kflip_wait_fops);
 		debugfs_create_file("disable", 0200, pd, p, &vsim_disable_fops);
 		debugfs_create_file("status", 0444, pd, p, &vsim_status_fops);
 		debugfs_create_file("fb_id", 0444, pd, p, &vsim_plane_fb_fops);

@@ -7,12 +7,14 @@
  * host device (PRIME) and wrapped into a framebuffer with the driver's own fb_create, exactly
  * as ADDFB2 would do, so its id lives in the device's object table and any client can use it.
  * When the guest flips or changes mode, every host plane that currently shows a framebuffer
- * of that guest plane is moved to the new one by an in-kernel atomic commit.
+ * of that guest plane is moved to the new one by an in-kernel atomic commit, made by a worker
+ * (the guest's write never waits for it; flips faster than the host's commits coalesce).
  */
 #include <linux/dma-buf.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/module.h>
+#include <linux/workqueue.h>
 #include <linux/moduleparam.h>
 #include <linux/string.h>
 #include <drm/drm_atomic.h>
@@ -41,6 +43,7 @@ static DEFINE_MUTEX(vsim_drm_lock);
 static struct drm_client_dev vsim_client;
 static struct drm_device *vsim_hdev;	/* set once bound, until module exit */
 static int vsim_bind_err;
+static struct workqueue_struct *vsim_kflip_wq;	/* the in-kernel flips (see vsim_drm_flip_work) */
 
 /* vsim_drm_lock held */
 static int vsim_drm_bind(void)
@@ -104,12 +107,20 @@ bool vsim_drm_available(void)
 
 int vsim_drm_init(void)
 {
+	vsim_kflip_wq = alloc_ordered_workqueue("vgpu_sim_kflip", 0);
+	if (!vsim_kflip_wq)
+		return -ENOMEM;
 	vsim_drm_available();	/* bind now if the card is there; retried on use otherwise */
 	return 0;
 }
 
+/* after every instance is gone (their flips were cancelled then) */
 void vsim_drm_exit(void)
 {
+	if (vsim_kflip_wq) {
+		destroy_workqueue(vsim_kflip_wq);
+		vsim_kflip_wq = NULL;
+	}
 	mutex_lock(&vsim_drm_lock);
 	if (vsim_hdev) {
 		drm_client_release(&vsim_client);
@@ -172,20 +183,9 @@ void vsim_drm_buf_release(struct vsim_buf *b)
 	struct drm_framebuffer *fb = b->fb;
 
 	b->fb = NULL;
+	WRITE_ONCE(b->fb_removed, true);	/* before the removal takes the plane locks */
 	if (fb)
 		drm_framebuffer_remove(fb);
-}
-
-static bool vsim_fb_of_plane(struct vsim_dev *d, int plane, struct drm_framebuffer *fb)
-{
-	struct vsim_buf *b;
-
-	if (!fb)
-		return false;
-	list_for_each_entry(b, &d->bufs, node)
-		if (b->plane == plane && b->fb == fb)
-			return true;
-	return false;
 }
 
 /* the new plane state for fb `nfb` replacing the shown `ofb` (sizes may differ) */
@@ -212,46 +212,109 @@ static void vsim_retarget(struct drm_plane_state *ps, struct drm_framebuffer *of
 }
 
 /*
- * The guest changed `plane`: newb is its new buffer state (NULL: disabled or not showable).
- * Every host plane showing one of this guest plane's framebuffers gets the new framebuffer,
- * or is disabled (unless keep_last_frame), in one atomic commit. d->lock held.
+ * The in-kernel flip. The guest's write (flip, mode, disable, reset) only queues the plane's
+ * work and returns: a vCPU must not wait a frame for the host's commit. The worker gathers,
+ * under d->lock, the guest plane's framebuffers and its current buffer (taking references),
+ * then commits without d->lock: every host plane showing one of those framebuffers gets the new
+ * one, or is disabled (unless keep_last_frame), in one blocking atomic commit. Changes made
+ * meanwhile queue the work again (or are taken by the flip not started yet: coalesced), so a
+ * guest flipping faster than the host's vblank is shown at most once per commit, the newest
+ * buffer last. One ordered workqueue for all instances: in-kernel commits never race each other.
  */
-void vsim_drm_plane_update(struct vsim_dev *d, int plane, struct vsim_buf *newb)
+struct vsim_kflip {
+	struct vsim_buf *newb;		/* referenced; NULL: the plane goes off */
+	struct drm_framebuffer *nfb;	/* newb's framebuffer, referenced */
+	struct drm_framebuffer *fbs[VSIM_CACHE_MAX];	/* the guest plane's framebuffers, referenced */
+	int nfbs;
+};
+
+/*
+ * d->lock held: the guest changed `plane`. true: host planes show one of its framebuffers, and
+ * the in-kernel flip worker signals the display event once it has moved them.
+ */
+bool vsim_drm_plane_changed(struct vsim_dev *d, int plane)
 {
-	struct drm_device *dev = vsim_hdev;
 	struct vsim_plane *p = &d->planes[plane];
-	struct drm_modeset_acquire_ctx ctx;
-	struct drm_framebuffer *nfb = NULL;
-	struct drm_atomic_state *state;
-	struct drm_plane *hp;
 	struct vsim_buf *b;
-	bool any = false, changed;
+	bool shown = false;
+
+	if (!vsim_kflip_wq)
+		return false;
+	list_for_each_entry(b, &d->bufs, node)
+		if (b->plane == plane && b->fb)
+			shown = true;
+	if (!queue_work(vsim_kflip_wq, &p->kflip_work))
+		p->kflip_coalesced++;	/* the queued flip, not started yet, shows this change too */
+	if (shown)
+		p->kflip_event = true;
+	return shown;
+}
+
+/* no in-kernel flip of this instance is queued or running after this (d->lock NOT held) */
+void vsim_drm_plane_stop(struct vsim_dev *d)
+{
+	int i;
+
+	for (i = 0; i < VSIM_NPLANES; i++)
+		cancel_work_sync(&d->planes[i].kflip_work);
+}
+
+/* d->lock held. > 0: a flip to make; 0: nothing to move; < 0: error */
+static int vsim_kflip_prepare(struct vsim_dev *d, int plane, struct vsim_kflip *k)
+{
+	struct vsim_buf *b, *newb;
 	u32 id;
 	int ret;
 
-	if (!dev)
-		return;
-	list_for_each_entry(b, &d->bufs, node)
-		if (b->plane == plane && b->fb)
-			any = true;
-	if (!any)
-		return;	/* nobody asked for a framebuffer of this plane */
-	if (!newb && vsim_keep_last_frame)
-		return;
+	if (!vsim_hdev)
+		return 0;
+	list_for_each_entry(b, &d->bufs, node) {
+		if (b->plane != plane || !b->fb || k->nfbs == ARRAY_SIZE(k->fbs))
+			continue;
+		drm_framebuffer_get(b->fb);
+		k->fbs[k->nfbs++] = b->fb;
+	}
+	if (!k->nfbs)
+		return 0;	/* nobody asked for a framebuffer of this plane */
+	newb = vsim_plane_current(d, plane);
+	if (IS_ERR(newb))
+		return PTR_ERR(newb);
+	if (!newb)
+		return vsim_keep_last_frame ? 0 : 1;
+	ret = vsim_drm_buf_fb(newb, &id);
+	if (ret)
+		return ret;
+	kref_get(&newb->ref);
+	k->newb = newb;
+	k->nfb = newb->fb;
+	drm_framebuffer_get(k->nfb);
+	return 1;
+}
 
-	if (newb) {
-		ret = vsim_drm_buf_fb(newb, &id);
-		if (ret) {
-			p->kflip_err = ret;
-			return;
-		}
-		nfb = newb->fb;
-	}
+static bool vsim_kflip_has(const struct vsim_kflip *k, const struct drm_framebuffer *fb)
+{
+	int i;
+
+	for (i = 0; fb && i < k->nfbs; i++)
+		if (k->fbs[i] == fb)
+			return true;
+	return false;
+}
+
+/* no d->lock: move the host planes; *moved: a commit was made */
+static int vsim_kflip_commit(struct vsim_kflip *k, bool *moved)
+{
+	struct drm_device *dev = vsim_hdev;
+	struct drm_modeset_acquire_ctx ctx;
+	struct drm_atomic_state *state;
+	struct drm_plane *hp;
+	bool changed;
+	int ret;
+
+	*moved = false;
 	state = drm_atomic_state_alloc(dev);
-	if (!state) {
-		p->kflip_err = -ENOMEM;
-		return;
-	}
+	if (!state)
+		return -ENOMEM;
 	drm_modeset_acquire_init(&ctx, 0);
 	state->acquire_ctx = &ctx;
 retry:
@@ -262,17 +325,15 @@ retry:
 		ret = drm_modeset_lock(&hp->mutex, &ctx);
 		if (ret)
 			goto fail;
-		if (!vsim_fb_of_plane(d, plane, hp->state->fb))
-			continue;
-		if (hp->state->fb == nfb)
+		if (!vsim_kflip_has(k, hp->state->fb) || hp->state->fb == k->nfb)
 			continue;
 		ps = drm_atomic_get_plane_state(state, hp);
 		if (IS_ERR(ps)) {
 			ret = PTR_ERR(ps);
 			goto fail;
 		}
-		if (nfb) {
-			vsim_retarget(ps, hp->state->fb, nfb);
+		if (k->nfb) {
+			vsim_retarget(ps, hp->state->fb, k->nfb);
 		} else {
 			ret = drm_atomic_set_crtc_for_plane(ps, NULL);
 			if (ret)
@@ -282,11 +343,11 @@ retry:
 		changed = true;
 	}
 	/*
-	 * NOTE (display event IRQ, display_irq.c): this in-kernel flip is still a blocking commit
-	 * made inside the guest's write, not aligned to the guest vblank clock that coalesces the
-	 * display event. Other tests depend on that (the host plane shows the new frame when the
-	 * write returns); a nonblocking commit at the guest vblank is future work.
+	 * The new buffer left the cache meanwhile (its framebuffer removed, which needs these
+	 * plane locks, so it cannot happen from here on): never put it back on a plane.
 	 */
+	if (k->newb && READ_ONCE(k->newb->fb_removed))
+		changed = false;
 	ret = changed ? drm_atomic_commit(state) : 0;
 fail:
 	if (ret == -EDEADLK) {
@@ -294,17 +355,47 @@ fail:
 		drm_modeset_backoff(&ctx);
 		goto retry;
 	}
-	if (changed || ret) {
-		p->kflip_err = ret;
-		if (!ret)
-			p->kflips++;
-		else
-			pr_debug("vgpu_sim: in-kernel commit for %s failed: %d\n",
-				 vsim_plane_name(plane), ret);
-	}
+	*moved = changed && !ret;
 	drm_atomic_state_put(state);
 	drm_modeset_drop_locks(&ctx);
 	drm_modeset_acquire_fini(&ctx);
+	return ret;
+}
+
+void vsim_drm_flip_work(struct work_struct *w)
+{
+	struct vsim_plane *p = container_of(w, struct vsim_plane, kflip_work);
+	struct vsim_dev *d = p->dev;
+	struct vsim_kflip k = {};
+	bool moved = false;
+	int ret, i;
+
+	vsim_lock(d);
+	ret = vsim_kflip_prepare(d, p->idx, &k);
+	mutex_unlock(&d->lock);
+	if (ret > 0)
+		ret = vsim_kflip_commit(&k, &moved);
+	vsim_lock(d);
+	if (moved)
+		p->kflips++;
+	else if (!ret)
+		p->kflip_idle++;
+	if (moved || ret) {
+		p->kflip_err = ret;
+		if (ret)
+			pr_debug("vgpu_sim: in-kernel commit for %s failed: %d\n", vsim_plane_name(p->idx), ret);
+	}
+	if (p->kflip_event) {	/* the change's display event, now that the host plane followed */
+		p->kflip_event = false;
+		vsim_display_irq_plane(d, p->idx);
+	}
+	mutex_unlock(&d->lock);
+	for (i = 0; i < k.nfbs; i++)
+		drm_framebuffer_put(k.fbs[i]);
+	if (k.nfb)
+		drm_framebuffer_put(k.nfb);
+	if (k.newb)
+		vsim_buf_put(k.newb);
 }
 
 /* the framebuffer id of the plane's current buffer (0 with the reason when there is none) */

@@ -12,6 +12,7 @@
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/vfio.h>
+#include <linux/workqueue.h>
 
 #define VSIM_NAME "vgpu_sim"
 
@@ -56,6 +57,16 @@ struct vsim_plane {
 	bool not_ready;		/* fault: report size 0 although enabled */
 	u64 kflips;		/* in-kernel commits that moved host planes (DRM_FB) */
 	int kflip_err;		/* last error of such a commit */
+	/*
+	 * DRM_FB: the in-kernel flip runs in a worker (drmfb.c), never in the guest's write. Every
+	 * guest change of the plane is one of: moved host planes (kflips), taken by a flip not made
+	 * yet (kflip_coalesced), or found nothing to move (kflip_idle: no host plane shows this
+	 * guest plane, or it already shows the buffer).
+	 */
+	struct work_struct kflip_work;
+	bool kflip_event;	/* the display event waits for that flip (host planes show this plane) */
+	u64 kflip_coalesced;
+	u64 kflip_idle;
 };
 
 struct vsim_fault {
@@ -152,6 +163,7 @@ struct vsim_buf {
 	unsigned int vmap_count;
 
 	struct drm_framebuffer *fb;	/* DRM_FB: framebuffer on the host device */
+	bool fb_removed;		/* that framebuffer was removed: a flip in flight must not show it */
 };
 
 extern struct mutex vsim_buf_lock;
@@ -161,6 +173,7 @@ extern bool vsim_keep_last_frame;
 const char *vsim_plane_name(int idx);
 int vsim_format_cpp(u32 fourcc);
 void vsim_fourcc_str(u32 fourcc, char out[5]);
+struct vsim_buf *vsim_plane_current(struct vsim_dev *d, int plane);
 bool vsim_plane_check(const struct vsim_dev *d, int plane, const struct vsim_plane_cfg *c,
 		      u64 *size, char *why, size_t whylen);
 void vsim_buf_put(struct vsim_buf *b);
@@ -208,7 +221,9 @@ void vsim_drm_exit(void);
 bool vsim_drm_available(void);
 int vsim_drm_buf_fb(struct vsim_buf *b, u32 *fb_id);
 void vsim_drm_buf_release(struct vsim_buf *b);
-void vsim_drm_plane_update(struct vsim_dev *d, int plane, struct vsim_buf *newb);
+bool vsim_drm_plane_changed(struct vsim_dev *d, int plane);
+void vsim_drm_plane_stop(struct vsim_dev *d);
+void vsim_drm_flip_work(struct work_struct *w);
 u32 vsim_drm_current_fb_id(struct vsim_dev *d, int plane, char *why, size_t whylen);
 
 #endif

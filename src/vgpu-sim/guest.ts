@@ -45,6 +45,15 @@ export interface SimPlaneStatus {
   /** DRM_FB: in-kernel commits that moved host planes, and the last such error (negative errno) */
   kflips: number;
   kflipErr: number;
+  /**
+   * DRM_FB: guest changes taken by an in-kernel flip not made yet (the flip runs in a worker;
+   * a guest flipping faster than the host's commits is coalesced), and worker runs that had
+   * nothing to move. kflips + kflipCoalesced + kflipIdle = the guest's changes of the plane.
+   */
+  kflipCoalesced: number;
+  kflipIdle: number;
+  /** an in-kernel flip is queued or running */
+  kflipPending: boolean;
   /** 'ok', or why the plane reports size 0 */
   reason: string;
 }
@@ -121,6 +130,9 @@ export function parseStatus(text: string): SimPlaneStatus {
     regionOk: m.get('region_ok') === '1',
     kflips: num(m, 'kflips'),
     kflipErr: num(m, 'kflip_err'),
+    kflipCoalesced: num(m, 'kflip_coalesced'),
+    kflipIdle: num(m, 'kflip_idle'),
+    kflipPending: m.get('kflip_pending') === '1',
     reason: reasonLine ? reasonLine.slice('reason='.length) : '',
   };
 }
@@ -216,11 +228,26 @@ export class SimGuest {
     if (mode.yhot !== undefined) parts.push(`yhot=${mode.yhot}`);
     parts.push(`modifier=0x${(mode.modifier ?? 0n).toString(16)}`);
     writeText(this.file(plane, 'mode'), parts.join(' '));
+    this.settle([plane]);
   }
 
   /** Move a plane (e.g. the cursor) without changing its buffer. */
   move(plane: SimPlane, x: number, y: number): void {
     writeText(this.file(plane, 'mode'), `x=${x} y=${y}`);
+    this.settle([plane]);
+  }
+
+  /**
+   * Wait until the in-kernel flip (DRM_FB) of every change so far is made, so that the host
+   * plane shows what the guest shows when a call returns. The guest's own write never waits
+   * (vgpu-sim flips in a worker, coalescing fast flips); the calls of this class settle after
+   * it unless told not to (`wait: false`), as a test or demo wants.
+   */
+  settle(planes: readonly SimPlane[] = SIM_PLANES): void {
+    for (const p of planes) {
+      const f = this.file(p, 'kflip_wait');
+      if (existsSync(f)) writeText(f, '1');
+    }
   }
 
   /** Write bytes into video memory at `offset`. */
@@ -271,18 +298,24 @@ export class SimGuest {
     }
   }
 
-  /** Page flip: the plane shows the buffer at `offset` from now on (atomic, counted). */
-  flip(plane: SimPlane, offset: number | bigint): void {
+  /**
+   * Page flip: the plane shows the buffer at `offset` from now on (atomic, counted). `wait:
+   * false`: return as a guest's flip does, before the host plane follows (settle()).
+   */
+  flip(plane: SimPlane, offset: number | bigint, opts: { wait?: boolean } = {}): void {
     writeText(this.file(plane, 'flip'), String(offset));
+    if (opts.wait !== false) this.settle([plane]);
   }
 
   disable(plane: SimPlane): void {
     writeText(this.file(plane, 'disable'), '1');
+    this.settle([plane]);
   }
 
   /** Guest reboot: every plane off. */
   reset(): void {
     writeText(this.file('reset'), '1');
+    this.settle();
   }
 
   flipCount(): number {
