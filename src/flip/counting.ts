@@ -65,10 +65,17 @@ export class CallCounter {
     for (const name of new Set(names)) {
       if (name === 'constructor' || typeof t[name] !== 'function') continue;
       const c = this.cell(name);
-      fast[name] = (...args: unknown[]) => {
-        c.n++;
-        return t[name]!(...args);
-      };
+      // defined, not assigned: an assignment would go through the proxy to the addon's
+      // exports, whose properties are read-only (and a test's proxy over them refuses it)
+      Object.defineProperty(fast, name, {
+        value: (...args: unknown[]) => {
+          c.n++;
+          return t[name]!(...args);
+        },
+        writable: true,
+        configurable: true,
+        enumerable: true,
+      });
     }
     return fast as T;
   }
