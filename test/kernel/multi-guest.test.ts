@@ -57,7 +57,8 @@ afterAll(() => {
 });
 
 /** Guest A (left half, with its cursor) and guest B (right half) on CRTC 0. */
-function twoGuests(withCursor: boolean): { e: FlipEngine; errors: string[] } {
+/** `displayEvents`: false polls both guests every frame (the default uses vgpu-sim's display event) */
+function twoGuests(withCursor: boolean, displayEvents?: boolean): { e: FlipEngine; errors: string[] } {
   const half = W / 2;
   A.setPrimary(half, H);
   A.presentPrimary(drawPattern(half, H, 1));
@@ -75,9 +76,10 @@ function twoGuests(withCursor: boolean): { e: FlipEngine; errors: string[] } {
       { kind: 'primary', name: 'a/primary', z: 0, placement: { kind: 'position', x: 0, y: 0 } },
       ...(withCursor ? [{ kind: 'cursor' as const, name: 'a/cursor', z: 2 }] : []),
     ],
+    ...(displayEvents !== undefined ? { displayEvents } : {}),
   });
   engines.push(e);
-  const gB = new Guest(new VfioGuestSource(B.vfio, e.display.api), { path: 'dmabuf' });
+  const gB = new Guest(new VfioGuestSource(B.vfio, e.display.api), { path: 'dmabuf', ...(displayEvents !== undefined ? { displayEvents } : {}) });
   addGuest(e, gB, [{ kind: 'primary', name: 'b/primary', z: 3, placement: { kind: 'position', x: half, y: 0 } }]);
   const errors: string[] = [];
   e.on('error', (x: EngineErrorEvent) => errors.push(`${x.layer ?? x.plane ?? ''} ${x.stage}: ${x.message}`));
@@ -96,8 +98,11 @@ function expectBoth(f: Awaited<ReturnType<FlipEngine['capture']>>, ta: number, t
 }
 
 describe('two guests on one output', () => {
-  it('side by side + a cursor: writeback shows both at their places; both guests flipping is ONE commit', async () => {
-    const { e, errors } = twoGuests(true);
+  it('side by side + a cursor: writeback shows both at their places; polled, both guests flipping is ONE commit', async () => {
+    // polled: the next frame looks at every guest and commits what changed at once. (With
+    // display events each guest is looked at when it signals, at its own vGPU's vblank: the
+    // test below.)
+    const { e, errors } = twoGuests(true, false);
     e.start();
     await waitFor(() => (e.assignedLayout?.assignments.length ?? 0) === 3, 15_000, `all three layers assigned (${e.whyNotAssigned()})`);
     const layout = e.assignedLayout!;
@@ -122,6 +127,28 @@ describe('two guests on one output', () => {
     expect(seqs.map((f) => f.layer).sort()).toEqual(['a/primary', 'b/primary']);
     expect(seqs[0]!.sequence).toBe(seqs[1]!.sequence); // one page flip for both
     expectBoth(await e.capture(), 3, 4, true);
+    expect(errors).toEqual([]);
+  });
+
+  it('with display events: each guest is looked at when it signals; their flips make at most one commit per vblank, both on screen', async () => {
+    const { e, errors } = twoGuests(false);
+    e.start();
+    await waitFor(() => (e.assignedLayout?.assignments.length ?? 0) === 2, 15_000, `both layers assigned (${e.whyNotAssigned()})`);
+    expect(e.guests.every((g) => g.events !== null), 'both vGPUs offer the display event').toBe(true);
+    await sleep(200);
+    const c0 = e.stats.commits;
+    const frames: FrameEvent[] = [];
+    e.on('frame', (f) => frames.push(f));
+    A.presentPrimary(drawPattern(W / 2, H, 5));
+    B.presentPrimary(drawPattern(W / 2, H, 6));
+    await waitFor(() => new Set(frames.filter((f) => f.sequence > 0).map((f) => f.layer)).size === 2, 5000, 'both guests\' new frames');
+    await sleep(200);
+    const commits = e.stats.commits - c0;
+    expect(commits).toBeGreaterThanOrEqual(1);
+    expect(commits).toBeLessThanOrEqual(2); // one per guest signal at most
+    const seqs = frames.filter((f) => f.sequence > 0).map((f) => f.sequence);
+    expect(new Set(seqs).size).toBe(commits); // never two commits for one vblank
+    expectBoth(await e.capture(), 5, 6, false);
     expect(errors).toEqual([]);
   });
 
