@@ -38,9 +38,13 @@ export interface LeaseKeeperHooks {
 
 const MIN_DELAY_MS = 2000;
 const MAX_DELAY_MS = 30_000;
+/** how long a new connection may take to deliver the lease devices' offer */
+const OFFER_TIMEOUT_MS = 30_000;
 
 export class LeaseKeeper {
   private client: WaylandClient | null = null;
+  /** a connection whose offer has not arrived yet */
+  private connecting: WaylandClient | null = null;
   private devices: DrmLeaseDevice[] = [];
   /** each lease device's DRM node and driver, read from its drm_fd at connect */
   private nodes = new Map<DrmLeaseDevice, { drmNode: string | null; driver: string | null }>();
@@ -116,11 +120,21 @@ export class LeaseKeeper {
   private async connect(): Promise<void> {
     const { client, socket } = await this.open(this.clientEnv());
     this.socket = socket;
+    this.connecting = client;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      this.devices = await openLeaseDevices(client);
+      // a compositor that never finishes its offer (e.g. it cannot open its own DRM node again
+      // for the drm_fd) must not stall the keeper: closed and tried again with backoff
+      const silent = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new WaylandError('no-offer', `the compositor at ${socket} sent no complete lease offer within ${OFFER_TIMEOUT_MS / 1000} s`)), OFFER_TIMEOUT_MS);
+      });
+      this.devices = await Promise.race([openLeaseDevices(client), silent]);
     } catch (e) {
       client.close();
       throw e;
+    } finally {
+      clearTimeout(timer);
+      this.connecting = null;
     }
     this.client = client;
     // the compositor's own DRM fds: only their node and driver are kept (we present on the lease fd)
@@ -137,6 +151,7 @@ export class LeaseKeeper {
 
   /** not leased this time: say why once; wait for the offer to change, or try again later */
   private failed(e: unknown): void {
+    if (this.stopped) return;
     const msg = e instanceof Error ? e.message : String(e);
     const offerWait = e instanceof ConnectorNotOfferedError || (e instanceof WaylandError && e.code === 'connector-ambiguous');
     if (offerWait && this.client && !this.client.error) {
@@ -217,6 +232,7 @@ export class LeaseKeeper {
     const held = this.held;
     this.held = null;
     held?.release();
+    this.connecting?.close();
     this.closeClient();
   }
 }

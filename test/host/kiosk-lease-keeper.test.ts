@@ -72,6 +72,32 @@ describe('LeaseKeeper', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('a compositor that never completes its offer is let go after 30 s and tried again with backoff', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    const transports: FdTransport[] = [];
+    const { k, logged } = keeperWith('DP-2', async () => {
+      const t = new FdTransport();
+      transports.push(t);
+      return { client: new WaylandClient(t), socket: '/run/user/1000/wayland-1' };
+    });
+    k.start();
+    await tick();
+    expect(vi.getTimerCount()).toBe(1); // the offer's deadline
+    await vi.advanceTimersByTimeAsync(30_000);
+    await tick();
+    expect(transports[0]!.closed).toBe(true);
+    expect(k.status.detail).toMatch(/^the compositor at \/run\/user\/1000\/wayland-1 sent no complete lease offer within 30 s; trying again with backoff$/);
+    expect(logged.filter((l) => l.fields?.['event'] === 'lease-waiting').length).toBe(1);
+    await vi.advanceTimersByTimeAsync(2000); // the retry: a new connection
+    await tick();
+    expect(transports.length).toBe(2);
+    k.stop();
+    expect(transports[1]!.closed).toBe(true);
+    await tick(); // the pending connect ends (its deadline cleared), nothing said or scheduled
+    expect(vi.getTimerCount()).toBe(0);
+    expect(logged.filter((l) => l.fields?.['event'] === 'lease-waiting').length).toBe(1);
+  });
+
   it('not offered: said once, no timer; leased when the compositor offers it; an end is told once and asked again; stop hands back', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
     const t = new FdTransport();
