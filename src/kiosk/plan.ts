@@ -20,7 +20,8 @@ export function planOf(config: KioskConfig): OutputPlan[] {
 }
 
 function outputLine(o: OutputConfig): string {
-  return `output ${o.name}: match ${matchText(o.match)} on ${o.device ?? 'the first KMS card'}, mode ${modeText(o.mode)}` +
+  const where = o.lease ? `leased from the Wayland compositor${o.lease.wayland ? ` at ${o.lease.wayland}` : ''}` : `on ${o.device ?? 'the first KMS card'}`;
+  return `output ${o.name}: match ${matchText(o.match)} ${where}, mode ${modeText(o.mode)}` +
     `${o.modeset ? '' : ' (no modeset)'}, idle ${idleText(o.idle)}`;
 }
 
