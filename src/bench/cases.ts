@@ -12,7 +12,7 @@ import type { EnginePath } from '../present/guest.js';
 import type { SimGuestDriver } from './sim-guest.js';
 import { measure, perSecond, sleep, startTool } from './tool.js';
 import { runGuest, startHogs } from './cbin.js';
-import { blockingFlipToScreen, flipToScreen, type GuestFlip, type LatencySummary, type ShownFrame } from './latency.js';
+import { vendorFlipToScreen, flipToScreen, type GuestFlip, type LatencySummary, type ShownFrame } from './latency.js';
 
 export interface IdleCase {
   case: 'idle';
@@ -91,12 +91,12 @@ export async function idleCase(dev: DrmDevice, sim: SimGuestDriver, p: EnginePat
 }
 
 /** The guest's flips as the flip-loop guest reported them. */
-export const guestFlips = (raw: [number, number, number][]): GuestFlip[] => raw.map(([t0, t1, buf]) => ({ t0, t1, buf }));
+export const guestFlips = (raw: [number, number, number, number][]): GuestFlip[] => raw.map(([t0, t1, buf, t2]) => ({ t0, t1, buf, ...(t2 ? { t2 } : {}) }));
 
 /**
  * A guest flipping at `fps` for `seconds` from its own process beside `nHogs` CPU hogs: guest
  * flip -> on screen (DMABUF: the frame's dmabuf_id says which flip it shows; REGION: what was
- * drawn before the commit; DRM_FB: the in-kernel commit inside the guest's flip write).
+ * drawn before the commit; DRM_FB: vgpu-sim's in-kernel flip, waited for by the guest).
  */
 export async function flipCase(dev: DrmDevice, sim: SimGuestDriver, bin: string, p: EnginePath, events: boolean, fps: number, seconds: number, nHogs: number): Promise<FlipCase> {
   const { offsets, bufOfId } = prepareGuest(dev, sim, p === 'region' ? 1 : 6, p === 'dmabuf');
@@ -115,14 +115,16 @@ export async function flipCase(dev: DrmDevice, sim: SimGuestDriver, bin: string,
     const errors0 = t.out.stats.errors;
     const end = measure(t.counter);
     const lay = sim.primaryLayout;
-    const g = await runGuest(bin, path.join(sim.dir, 'primary', 'flip'), offsets, fps, Math.round(fps * seconds),
-      p === 'region' ? { vram: path.join(sim.dir, 'vram'), stride: lay.stride, height: lay.height } : undefined);
+    const g = await runGuest(bin, path.join(sim.dir, 'primary', 'flip'), offsets, fps, Math.round(fps * seconds), {
+      ...(p === 'region' ? { draw: { vram: path.join(sim.dir, 'vram'), stride: lay.stride, height: lay.height } } : {}),
+      ...(p === 'drm_fb' ? { kflipWait: path.join(sim.dir, 'primary', 'kflip_wait') } : {}),
+    });
     await sleep(150); // the last flip reaches the screen
     const m = end();
     hogs.stop();
     hogs = null;
     const flips = guestFlips(g.value.flips);
-    const onScreen = p === 'drm_fb' ? blockingFlipToScreen(flips, periodUs) : flipToScreen(flips, frames, periodUs);
+    const onScreen = p === 'drm_fb' ? vendorFlipToScreen(flips, periodUs) : flipToScreen(flips, frames, periodUs);
     const commits = t.out.stats.commits - commits0;
     return {
       case: 'flip', path: p, events, fps, hogs: nHogs, seconds: m.seconds, onScreen,

@@ -68,15 +68,18 @@ export function startHogs(bin: string, n: number): { n: number; stop(): void } {
 }
 
 export interface GuestRun {
-  flips: [number, number, number][];
+  /** [t0, t1, buffer, t2] per flip (t2: kflip_wait returned, 0 without it) */
+  flips: [number, number, number, number][];
 }
 
 /**
  * vgpu-sim's guest flipping at `fps` between `offsets` `count` times (a REGION guest: one
- * offset, and `draw` gives the video memory file and the plane's stride and height).
+ * offset, and `draw` gives the video memory file and the plane's stride and height; `kflipWait`:
+ * wait for each in-kernel DRM_FB flip with that debugfs file).
  */
-export function runGuest(bin: string, flipFile: string, offsets: number[], fps: number, count: number, draw?: { vram: string; stride: number; height: number }): Promise<ChildResult<GuestRun>> {
+export function runGuest(bin: string, flipFile: string, offsets: number[], fps: number, count: number, o: { draw?: { vram: string; stride: number; height: number }; kflipWait?: string } = {}): Promise<ChildResult<GuestRun>> {
   const args: (string | number)[] = ['guest', flipFile, offsets.join(','), fps, count];
-  if (draw) args.push(draw.vram, draw.stride, draw.height);
+  if (o.kflipWait) args.push(`wait=${o.kflipWait}`);
+  if (o.draw) args.push(o.draw.vram, o.draw.stride, o.draw.height);
   return runFlipLoop<GuestRun>(bin, args, [], 60_000 + (count / fps) * 4000);
 }

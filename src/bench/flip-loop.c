@@ -11,9 +11,11 @@
  *   flip-loop poll30 VFIO_FD DRM_FD PLANE CRTC SECONDS PERIOD_MS
  *       a QEMU-like consumer (hw/vfio/display.c on its 30 ms UI timer): every PERIOD_MS one
  *       query, and a commit when the dmabuf_id changed and no flip is pending
- *   flip-loop guest  FLIPFILE OFF[,OFF...] FPS COUNT [VRAMFILE STRIDE HEIGHT]
+ *   flip-loop guest  FLIPFILE OFF[,OFF...] FPS COUNT [wait=KFLIPWAIT] [VRAMFILE STRIDE HEIGHT]
  *       a guest flipping at FPS (absolute deadlines); with VRAMFILE it draws 16 new rows into
- *       video memory before each flip (a REGION guest must change to be shown)
+ *       video memory before each flip (a REGION guest must change to be shown); with wait= it
+ *       writes vgpu-sim's kflip_wait after each flip, which returns once the in-kernel DRM_FB
+ *       flip is made (on screen), and reports that time too
  *   flip-loop hog
  *       a CPU hog (spins until killed)
  *
@@ -367,10 +369,17 @@ static int mode_guest(int argc, char **argv)
 {
 	uint64_t off[MAX_OFF], period, next;
 	long count, k, stride = 0, height = 0;
-	int noff, vram = -1;
+	int noff, vram = -1, kwait = -1;
 	char *rows = NULL;
 	double fps;
 
+	if (argc >= 5 && strncmp(argv[4], "wait=", 5) == 0) {
+		kwait = open(argv[4] + 5, O_WRONLY);
+		if (kwait < 0)
+			die(argv[4] + 5);
+		argv[4] = argv[3], argv[3] = argv[2], argv[2] = argv[1], argv[1] = argv[0];
+		argv++, argc--;
+	}
 	if (argc != 4 && argc != 7)
 		return 2;
 	flip_fd = open(argv[0], O_WRONLY);
@@ -392,7 +401,7 @@ static int mode_guest(int argc, char **argv)
 	printf("{\"flips\":[");
 	for (k = 0; k < count; k++) {
 		struct timespec ts = { .tv_sec = next / 1000000u, .tv_nsec = (next % 1000000u) * 1000u };
-		uint64_t t0, t1;
+		uint64_t t0, t1, t2 = 0;
 
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 			;
@@ -404,7 +413,13 @@ static int mode_guest(int argc, char **argv)
 		t0 = now_us();
 		guest_flip(off[k % noff]);
 		t1 = now_us();
-		printf("%s[%llu,%llu,%d]", k ? "," : "", (unsigned long long)t0, (unsigned long long)t1, (int)(k % noff));
+		if (kwait >= 0) {
+			if (pwrite(kwait, "1", 1, 0) != 1)
+				die("writing kflip_wait");
+			t2 = now_us();
+		}
+		printf("%s[%llu,%llu,%d,%llu]", k ? "," : "", (unsigned long long)t0, (unsigned long long)t1, (int)(k % noff),
+		       (unsigned long long)t2);
 		next += period;
 		if (next + period < t1) /* more than a frame late: a real guest does not catch up in a burst */
 			next = t1;

@@ -147,9 +147,9 @@ const kflipsOf = (g: SimGuestDriver): number => Number(/\bkflips=(\d+)/.exec(g.s
 
 /**
  * DRM_FB: one assignment, then the guest flips `frames` times and the kernel (vgpu-sim's
- * in-kernel atomic commit) moves the hardware plane; the tool only watches. The guest's flip
- * call returns when the kernel's (blocking) commit is done: the vblank counter before and
- * after it is the guest flip -> screen latency.
+ * in-kernel atomic commit, made by a worker) moves the hardware plane; the tool only watches.
+ * After each flip the bench waits for that commit (debugfs kflip_wait): the vblank counter
+ * before the flip and after the wait is the guest flip -> screen latency.
  */
 export async function benchDrmFb(dev: DrmDevice, guest: SimGuestDriver, frames: number, warmup = 10): Promise<BenchResult> {
   const snap = dev.snapshot();
@@ -166,6 +166,7 @@ export async function benchDrmFb(dev: DrmDevice, guest: SimGuestDriver, frames: 
     const yieldToEngine = (): Promise<void> => new Promise((r) => setImmediate(r));
     for (let i = 0; i < warmup; i++) {
       guest.flipPrimary();
+      guest.kflipWait();
       await yieldToEngine();
     }
     const before = counter.snapshot();
@@ -178,7 +179,8 @@ export async function benchDrmFb(dev: DrmDevice, guest: SimGuestDriver, frames: 
       // the guest's flip and the bench's own vblank probes (not counted as the tool's work)
       const g0 = process.cpuUsage();
       const seq0 = native.drmWaitVblank(dev.fd, 0);
-      guest.flipPrimary(); // the kernel commits (blocking) inside this call
+      guest.flipPrimary(); // vgpu-sim's worker makes the in-kernel commit ...
+      guest.kflipWait(); // ... done here (the flip is on screen)
       const seq1 = native.drmWaitVblank(dev.fd, 0);
       const g = process.cpuUsage(g0);
       guestCpuUs += g.user + g.system;

@@ -80,7 +80,7 @@ export async function pollFlip(dev: DrmDevice, sim: SimGuestDriver, bin: string,
   const { offsets, bufOfId } = prepareGuest(dev, sim, 6, true);
   const { periodUs } = outputMode(dev);
   const hogs = startHogs(bin, nHogs);
-  let flips: [number, number, number][] = [];
+  let flips: [number, number, number, number][] = [];
   try {
     const r = await onDisplay<PollOut>(dev, sim, bin, 'poll30', [seconds + 1.5, 30], async () => {
       await sleep(700); // the poller has placed the plane

@@ -148,6 +148,11 @@ export class SimGuestDriver implements GuestDriver {
     this.write(`${plane}/not_ready`, on ? 'Y' : 'N');
   }
 
+  /** Returns once vgpu-sim's in-kernel flips (DRM_FB, made by a worker) of every change so far are made. */
+  kflipWait(plane: SimPlane = 'primary'): void {
+    this.write(`${plane}/kflip_wait`, '1');
+  }
+
   flipCount(): number {
     return Number(readFileSync(path.join(this.dir, 'flip_count'), 'utf8'));
   }
