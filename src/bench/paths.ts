@@ -238,7 +238,7 @@ export function formatTable(cols: (BenchResult | BenchUnavailable)[]): string {
   const ws = cols.map((_, i) => Math.max(...rows.map((r) => (r[i + 1] ?? '').length)));
   const table = rows.map((r) => [r[0].padEnd(w0), ...r.slice(1).map((c, i) => c.padStart(ws[i]!))].join('  ')).join('\n');
   const notes = [
-    'per guest frame; tool CPU time = this process minus the guest\'s own flip calls (on DRM_FB the kernel\'s commit runs inside the guest\'s flip call)',
+    'per guest frame; tool CPU time = this process minus the guest\'s own flip calls (DRM_FB: vgpu-sim\'s worker commits in the kernel, the bench waits for it)',
     ...cols.filter((c): c is BenchUnavailable => 'unavailable' in c).map((c) => `${COLUMN[c.path]}: unavailable: ${c.unavailable}`),
     ...rs.filter((r) => r.kernelFlips !== undefined).map((r) => `${COLUMN[r.path]}: ${r.kernelFlips} of ${r.frames} guest flips were made by vgpu-sim's in-kernel commit (status kflips)`),
   ];
