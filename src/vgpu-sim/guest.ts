@@ -130,8 +130,8 @@ export function parseStatus(text: string): SimPlaneStatus {
     regionOk: m.get('region_ok') === '1',
     kflips: num(m, 'kflips'),
     kflipErr: num(m, 'kflip_err'),
-    kflipCoalesced: num(m, 'kflip_coalesced'),
-    kflipIdle: num(m, 'kflip_idle'),
+    kflipCoalesced: m.has('kflip_coalesced') ? num(m, 'kflip_coalesced') : 0, // older modules: no worker
+    kflipIdle: m.has('kflip_idle') ? num(m, 'kflip_idle') : 0,
     kflipPending: m.get('kflip_pending') === '1',
     reason: reasonLine ? reasonLine.slice('reason='.length) : '',
   };

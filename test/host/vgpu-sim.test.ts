@@ -143,7 +143,7 @@ describe('parseStatus', () => {
     );
     expect(ok).toEqual({
       plane: 'primary', ready: true, size: 1228800, enabled: true, fourcc: 'XR24', width: 640, height: 480, stride: 2560,
-      offset: 0n, x: 0, y: 0, regionOk: true, kflips: 3, kflipErr: 0, reason: 'ok',
+      offset: 0n, x: 0, y: 0, regionOk: true, kflips: 3, kflipErr: 0, kflipCoalesced: 0, kflipIdle: 0, kflipPending: false, reason: 'ok',
     });
     const bad = parseStatus(
       'plane=cursor ready=0 size=0 enabled=1 fourcc=XR24 width=640 height=480 stride=100 offset=0x200000 x=-4 y=0 xhot=0 yhot=0 modifier=0x0 region_ok=0 kflips=0 kflip_err=-22\nreason=stride 100 smaller than width*cpp 2560\n',
