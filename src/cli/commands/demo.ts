@@ -229,7 +229,7 @@ async function runInside(o: DemoOptions): Promise<void> {
     rows.push(
       ['cursor moves', `${plane('cursor', 'moves')} (position only, no re-import)`],
       ['ioctls', `${ioctls} = ${perShown(ioctls)} per frame on screen (${byKind})`],
-      ['', `the engine looks at each guest plane ${drmFb ? `every ${100} ms` : 'once per vblank'} (QUERY_GFX_PLANE); a frame the guest did not change costs no commit`],
+      ['', `the engine looks at each guest plane ${engine.guest.events ? `when the vGPU's display event signals a change (IRQ ${engine.guest.events.desc.index})` : drmFb ? 'every 100 ms' : 'once per vblank'} (QUERY_GFX_PLANE); a frame the guest did not change costs no commit`],
       ['bytes copied per frame', `${shown ? Math.round(copied / shown) : 0}${copied === 0 ? ' (zero copy)' : ''}`],
       ['tool CPU time per frame', `${shown ? (toolCpuUs / shown / 1000).toFixed(2) : '-'} ms (the guest's drawing, ${(guestCpuUs / Math.max(1, guestFrames) / 1000).toFixed(1)} ms per frame, not counted)`],
     );
