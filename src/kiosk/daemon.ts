@@ -72,6 +72,11 @@ export class KioskDaemon {
     return this.leased.statuses();
   }
 
+  /** why each VM that is not shown is waiting, by VM name (status) */
+  get vmWaiting(): ReadonlyMap<string, string> {
+    return new Map([...this.waitingVms].map(([n, w]) => [n, w.said.replace(/^vm [^:]+: /, '')]));
+  }
+
   /** The outputs presenting now, by configured name (for the control socket's status and screenshot). */
   get presenting(): ReadonlyMap<string, Output> {
     return this.outputs;

@@ -90,7 +90,7 @@ function checkVm(vm: VmConfig, add: (f: MachineFinding) => void): void {
       if (avail === 0) add({ severity: 'problem', vm: vm.name, message: `cannot create ${s.type} on ${s.parent}: available_instances is 0` });
     }
   } else {
-    const loc = s.kind === 'domain' ? { kind: 'domain' as const, name: s.domain } : { kind: 'pid-file' as const, file: s.path };
+    const loc = s.kind === 'domain' ? { kind: 'domain' as const, name: s.domain, ...(s.runDir ? { runDir: s.runDir } : {}) } : { kind: 'pid-file' as const, file: s.path };
     if (locateVmm(loc) === null) add({ severity: 'warning', vm: vm.name, message: `no VMM is running for ${describeLocator(loc)} now: the daemon waits for one` });
   }
 }

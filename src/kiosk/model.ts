@@ -20,7 +20,8 @@ export interface OutputConfig {
 
 /** How the daemon finds the VM's vGPU. UUIDs are lower case. */
 export type VmSource =
-  | { kind: 'domain'; domain: string; vgpu?: string }
+  /** runDir: libvirt's runtime directory when the configuration names one (libvirt: run-dir:) */
+  | { kind: 'domain'; domain: string; runDir?: string; vgpu?: string }
   | { kind: 'pidfile'; path: string; vgpu?: string }
   /** an existing vGPU whose VFIO group the daemon opens and owns */
   | { kind: 'mdev'; uuid: string }
@@ -73,16 +74,16 @@ export function layersOf(c: KioskConfig, output: string): LayerConfig[] {
 
 export function sourceText(s: VmSource): string {
   switch (s.kind) {
-    case 'domain': return `libvirt domain ${s.domain}${s.vgpu ? ` (vGPU ${s.vgpu})` : ''}`;
+    case 'domain': return `libvirt domain ${s.domain}${s.runDir ? ` (${s.runDir})` : ''}${s.vgpu ? ` (vGPU ${s.vgpu})` : ''}`;
     case 'pidfile': return `VMM of ${s.path}${s.vgpu ? ` (vGPU ${s.vgpu})` : ''}`;
     case 'mdev': return `mdev ${s.uuid} (owned)`;
     case 'create': return `new ${s.type} on ${s.parent}${s.uuid ? ` as ${s.uuid}` : ''}`;
   }
 }
 
-function sourceOf(v: KioskConfigRaw['vms'][number]): VmSource {
+function sourceOf(v: KioskConfigRaw['vms'][number], runDir: string | undefined): VmSource {
   const vgpu = v.vgpu ? { vgpu: v.vgpu.toLowerCase() } : {};
-  if (v.domain !== undefined) return { kind: 'domain', domain: v.domain, ...vgpu };
+  if (v.domain !== undefined) return { kind: 'domain', domain: v.domain, ...(runDir !== undefined ? { runDir } : {}), ...vgpu };
   if (v.pidfile !== undefined) return { kind: 'pidfile', path: v.pidfile, ...vgpu };
   if (v.mdev !== undefined) return { kind: 'mdev', uuid: v.mdev.toLowerCase() };
   if (v.create !== undefined) {
@@ -116,7 +117,7 @@ export function resolveConfig(raw: KioskConfigRaw): KioskConfig {
       if (output === undefined) throw new Error(`vm ${v.name}: cursor without an output`);
       layers.push({ vm: v.name, plane: 'cursor', output, placement: null, z: cursor.z ?? DEFAULT_Z.cursor, paths: [...cursor.paths] });
     }
-    return { name: v.name, source: sourceOf(v), layers };
+    return { name: v.name, source: sourceOf(v, raw.libvirt?.['run-dir']), layers };
   });
   return {
     version: 1,

@@ -155,7 +155,7 @@ export const VmSchema = z
     name: name('VM').describe('Name of this VM in the configuration (logs, control socket).'),
     domain: formatted(DOMAIN_RE, 'a libvirt domain name')
       .optional()
-      .describe('Find the VM as a libvirt domain: its pid and vGPU from /run/libvirt/qemu/NAME.{pid,xml}.'),
+      .describe('Find the VM as a libvirt domain: its QEMU pid and vGPU from libvirt\'s runtime files NAME.pid and NAME.xml (in /run/libvirt/qemu, or libvirt: run-dir:).'),
     pidfile: absPath('a pid file')
       .optional()
       .describe('Find the VM through the pid file of its VMM (QEMU -pidfile); the VMM holds the VFIO group.'),
@@ -204,6 +204,14 @@ export const KioskConfigSchema = z
       })
       .default({ socket: '/run/vgpu-flip/kiosk.sock' })
       .describe('The control socket.'),
+    libvirt: z
+      .strictObject({
+        'run-dir': absPath('a directory')
+          .optional()
+          .describe('libvirt\'s qemu runtime directory, where a running domain NAME has NAME.pid and NAME.xml. Default: /run/libvirt/qemu (qemu:///system; qemu:///session uses $XDG_RUNTIME_DIR/libvirt/qemu/run).'),
+      })
+      .optional()
+      .describe('Where VMs given as `domain:` are looked up.'),
     log: z
       .strictObject({
         format: z.enum(['text', 'pretty', 'json'], { error: 'log format must be json, pretty or text' }).default('text')

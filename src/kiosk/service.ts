@@ -65,7 +65,7 @@ export class KioskService {
   private onSample(): void {
     const d = this.o.daemon();
     this.tracker.sample(d.presenting.values());
-    const report = this.tracker.report(d.config, d.presenting, d.leaseStatus);
+    const report = this.tracker.report(d.config, d.presenting, d.leaseStatus, d.vmWaiting);
     if (!this.readySent) {
       const up = this.allUp(d);
       const late = Date.now() - this.startedAt > (this.o.readyTimeoutMs ?? 30_000);
@@ -103,7 +103,7 @@ export class KioskService {
 
   private async handle(r: Request): Promise<Response> {
     const d = this.o.daemon();
-    if (r.cmd === 'status') return { ok: true, cmd: 'status', status: this.tracker.report(d.config, d.presenting, d.leaseStatus) };
+    if (r.cmd === 'status') return { ok: true, cmd: 'status', status: this.tracker.report(d.config, d.presenting, d.leaseStatus, d.vmWaiting) };
     if (r.cmd === 'reload') {
       this.o.log('info', 'reload asked on the control socket', { event: 'reload-asked' });
       const v = await this.reload();
@@ -131,7 +131,7 @@ export class KioskService {
     try {
       return await this.o.reload();
     } finally {
-      this.notifier.send({ ready: true, status: statusLine(this.tracker.report(this.o.daemon().config, this.o.daemon().presenting, this.o.daemon().leaseStatus)) });
+      this.notifier.send({ ready: true, status: statusLine(this.tracker.report(this.o.daemon().config, this.o.daemon().presenting, this.o.daemon().leaseStatus, this.o.daemon().vmWaiting)) });
     }
   }
 

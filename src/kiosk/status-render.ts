@@ -52,7 +52,7 @@ export function renderStatus(r: StatusReport): string {
     for (const l of o.layers) if (l.lastError) errors.push(`  ${l.name}: ${l.lastError.at} ${l.lastError.stage}: ${l.lastError.message}`);
   }
   const idle = r.vms.filter((v) => v.layersOnScreen === 0);
-  if (idle.length) out.push('', `VMs not on screen: ${idle.map((v) => `${v.name} (${v.source})`).join(', ')}`);
+  if (idle.length) out.push('', 'VMs not on screen:', ...idle.map((v) => `  ${v.name} (${v.source})${v.waiting ? `: ${v.waiting}` : ''}`));
   if (errors.length) out.push('', 'last errors:', ...errors);
   return out.join('\n') + '\n';
 }

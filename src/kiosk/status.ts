@@ -60,7 +60,8 @@ export interface StatusReport {
   pid: number;
   uptimeSeconds: number;
   outputs: OutputStatus[];
-  vms: { name: string; source: string; layersOnScreen: number }[];
+  /** waiting: why a VM is not shown (not running, gone, an error), null while it is */
+  vms: { name: string; source: string; layersOnScreen: number; waiting: string | null }[];
 }
 
 export interface Followed {
@@ -130,7 +131,7 @@ export class StatusTracker {
   }
 
   /** The report for `status`: configured outputs in file order, the monitor-less ones too. */
-  report(config: KioskConfig, presenting: ReadonlyMap<string, Output>, leases: ReadonlyMap<string, LeaseStatus> = new Map()): StatusReport {
+  report(config: KioskConfig, presenting: ReadonlyMap<string, Output>, leases: ReadonlyMap<string, LeaseStatus> = new Map(), waiting: ReadonlyMap<string, string> = new Map()): StatusReport {
     const outputs: OutputStatus[] = config.outputs.map((o) => {
       const out = presenting.get(o.name);
       const lease = o.lease ? leases.get(o.name) : undefined;
@@ -144,7 +145,7 @@ export class StatusTracker {
       pid: process.pid,
       uptimeSeconds: Math.round((this.now() - this.started) / 1000),
       outputs,
-      vms: config.vms.map((v) => ({ name: v.name, source: sourceText(v.source), layersOnScreen: onScreen.filter((l) => l.vm === v.name).length })),
+      vms: config.vms.map((v) => ({ name: v.name, source: sourceText(v.source), layersOnScreen: onScreen.filter((l) => l.vm === v.name).length, waiting: waiting.get(v.name) ?? null })),
     };
   }
 

@@ -7,9 +7,10 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { describeKernelError } from '../binding/errors.js';
 import { VfioDevice } from '../vfio/index.js';
+import { describeHostdevs, LibvirtDomainError, readLibvirtDomain } from '../vfio/libvirt.js';
 import { findVmmDevice } from '../vfio/vmm-pick.js';
 import { describeLocator, locateVmm, watchVmmExit, type VmmLocator } from '../vfio/vmm.js';
-import type { VmConfig } from './model.js';
+import type { VmConfig, VmSource } from './model.js';
 
 export interface AcquiredVm {
   vfio: VfioDevice;
@@ -33,7 +34,8 @@ const mdevPath = (uuid: string): string => `/sys/bus/mdev/devices/${uuid}`;
  */
 export function acquireVm(vm: VmConfig, uuid: string | undefined, onCreated: (uuid: string) => void): Acquired {
   const s = vm.source;
-  if (s.kind === 'domain' || s.kind === 'pidfile') return fromVmm(vm, s.kind === 'domain' ? { kind: 'domain', name: s.domain } : { kind: 'pid-file', file: s.path }, s.vgpu);
+  if (s.kind === 'domain') return fromDomain(vm, s);
+  if (s.kind === 'pidfile') return fromVmm(vm, { kind: 'pid-file', file: s.path }, s.vgpu);
   let u = uuid;
   if (!u && s.kind === 'mdev') u = s.uuid;
   if (!u && s.kind === 'create') {
@@ -60,8 +62,27 @@ export function acquireVm(vm: VmConfig, uuid: string | undefined, onCreated: (uu
   };
 }
 
-function fromVmm(vm: VmConfig, loc: VmmLocator, vgpu: string | undefined): Acquired {
-  const pid = locateVmm(loc);
+/** libvirt's runtime files name the QEMU pid and the vGPUs (src/vfio/libvirt.ts) */
+function fromDomain(vm: VmConfig, s: Extract<VmSource, { kind: 'domain' }>): Acquired {
+  let d;
+  try {
+    d = readLibvirtDomain(s.domain, s.runDir);
+  } catch (e) {
+    const m = (e as Error).message.replace(/^--domain [^:]+: /, '');
+    // not running, starting, stale files of a stopped domain: looked for again; a broken file is an error
+    if (e instanceof LibvirtDomainError && e.kind !== 'invalid') return { kind: 'wait', why: `vm ${vm.name}: ${m}; its outputs show their idle content until it runs` };
+    return { kind: 'error', why: `vm ${vm.name}: libvirt domain ${s.domain}: ${m}` };
+  }
+  const has = `${d.xmlFile} has ${describeHostdevs(d.hostdevs)}`;
+  if (s.vgpu && !d.mdevs.includes(s.vgpu)) return { kind: 'error', why: `vm ${vm.name}: vGPU ${s.vgpu} is not a vGPU of libvirt domain ${s.domain} (${has})` };
+  if (d.mdevs.length === 0) return { kind: 'error', why: `vm ${vm.name}: libvirt domain ${s.domain} has no vGPU (no <hostdev type='mdev' model='vfio-pci'>; ${has})` };
+  const vgpu = s.vgpu ?? (d.mdevs.length === 1 ? d.mdevs[0] : undefined);
+  if (!vgpu) return { kind: 'error', why: `vm ${vm.name}: libvirt domain ${s.domain} has ${d.mdevs.length} vGPUs (${d.mdevs.join(', ')} in ${d.xmlFile}): say which with vgpu:` };
+  return fromVmm(vm, { kind: 'domain', name: s.domain, ...(s.runDir ? { runDir: s.runDir } : {}) }, vgpu, d.pid);
+}
+
+function fromVmm(vm: VmConfig, loc: VmmLocator, vgpu: string | undefined, known?: number): Acquired {
+  const pid = known ?? locateVmm(loc);
   if (pid === null) return { kind: 'wait', why: `vm ${vm.name}: no VMM is running for ${describeLocator(loc)}; its outputs show their idle content until one is` };
   let pick;
   try {

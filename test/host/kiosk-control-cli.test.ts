@@ -14,7 +14,7 @@ const report: StatusReport = {
   pid: 7, uptimeSeconds: 5,
   outputs: [{ name: 'wall', state: 'presenting', connector: 'Virtual-2', device: '/dev/dri/card1', crtc: 0, mode: '1024x768@60', fps: 60, frames: 300, commits: 301, errors: 0, lastError: null,
     layers: [{ name: 'sign/primary', vm: 'sign', plane: 'primary', path: 'dmabuf', presenting: 'dmabuf', ready: true, fps: 60, frames: 300, copies: 0, bytesCopied: 0, imports: 2, errors: 0, notReadyFrames: 0, lastError: null, latencyMs: { last: 16.6, mean: 16.7 } }] }],
-  vms: [{ name: 'sign', source: 'mdev u (owned)', layersOnScreen: 1 }],
+  vms: [{ name: 'sign', source: 'mdev u (owned)', layersOnScreen: 1, waiting: null }],
 };
 const png = encodePng(2, 1, Buffer.from([255, 0, 0, 0, 255, 0]));
 

@@ -57,7 +57,8 @@ describe('StatusTracker', () => {
       latencyMs: { last: 18, mean: 17 }, lastError: { stage: 'query' },
     });
     expect(r.outputs[1]).toMatchObject({ name: 'lobby', state: 'no-monitor', layers: [] });
-    expect(r.vms).toEqual([{ name: 'sign', source: 'mdev u (owned)', layersOnScreen: 1 }, { name: 'spare', source: 'mdev v (owned)', layersOnScreen: 0 }]);
+    expect(r.vms).toEqual([{ name: 'sign', source: 'mdev u (owned)', layersOnScreen: 1, waiting: null }, { name: 'spare', source: 'mdev v (owned)', layersOnScreen: 0, waiting: null }]);
+    expect(t.report(config, presenting, new Map(), new Map([['spare', 'its vGPU v does not exist (yet)']])).vms[1]!.waiting).toBe('its vGPU v does not exist (yet)');
     out.hold = true;
     expect(t.report(config, presenting).outputs[0]!.state).toBe('paused');
   });
@@ -95,7 +96,7 @@ describe('status rendering', () => {
       },
       { name: 'lobby', state: 'no-monitor', connector: null, device: null, crtc: null, mode: null, fps: 0, frames: 0, commits: 0, errors: 0, lastError: null, layers: [] },
     ],
-    vms: [{ name: 'sign', source: 'mdev u (owned)', layersOnScreen: 2 }, { name: 'spare', source: 'libvirt domain spare', layersOnScreen: 0 }],
+    vms: [{ name: 'sign', source: 'mdev u (owned)', layersOnScreen: 2 }, { name: 'spare', source: 'libvirt domain spare', layersOnScreen: 0, waiting: 'libvirt domain spare: domain spare is not running' }],
   };
 
   it('renders a table per output and every last error in full', () => {
@@ -109,7 +110,8 @@ describe('status rendering', () => {
       '',
       'output lobby (no device): waiting: no matching monitor connected',
       '',
-      'VMs not on screen: spare (libvirt domain spare)',
+      'VMs not on screen:',
+      '  spare (libvirt domain spare): libvirt domain spare: domain spare is not running',
       '',
       'last errors:',
       '  output wall: 2026-01-01T00:00:00.000Z commit: commit: EBUSY',

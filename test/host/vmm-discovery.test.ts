@@ -1,13 +1,12 @@
 // `assign --pid/--pid-fd/--domain`: finding a VMM's vGPU in recorded /proc and /sys trees
 // (fake trees in a temp dir, shaped like Debian 12's 6.1 kernel: no vfio-device-syspath in
-// fdinfo), libvirt's runtime files, and the exact argument errors.
+// fdinfo), and the exact argument errors.
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseQemuCmdline, scanVmm, identifyVmmDevices, type AskDevice } from '../../src/vfio/vmm-fds.js';
 import { pickVmmDevice } from '../../src/vfio/vmm-pick.js';
-import { parseDomainXml, readLibvirtDomain } from '../../src/vfio/libvirt.js';
 import { watchVmmExit, locateVmm } from '../../src/vfio/vmm.js';
 import { checkDrmNode } from '../../src/flip/session-checks.js';
 import { choosePath, installExitHandlers } from '../../src/flip/session.js';
@@ -200,87 +199,7 @@ describe('a VMM\'s VFIO device fds, identified without fdinfo', () => {
   });
 });
 
-// libvirt 9.0 (Debian 12) status XML of a running domain, following libvirt's documented
-// domain format (formatdomain: "Host device assignment", mdev) inside its <domstatus> wrapper
-const LIBVIRT_XML = `<!--
-WARNING: THIS IS AN AUTO-GENERATED FILE. CHANGES TO IT ARE LIKELY TO BE
-OVERWRITTEN AND LOST. <hostdev type='mdev'><source><address uuid='00000000-0000-0000-0000-000000000000'/></source></hostdev>
--->
-<domstatus state='running' reason='booted' pid='4242'>
-  <monitor path='/var/lib/libvirt/qemu/domain-3-win10/monitor.sock' type='unix'/>
-  <vcpus>
-    <vcpu id='0' pid='4250'/>
-  </vcpus>
-  <domain type='kvm' id='3'>
-    <name>win10</name>
-    <uuid>1d0e7fd4-2f3a-4d2b-9b35-8d0c7c6f6a01</uuid>
-    <memory unit='KiB'>4194304</memory>
-    <devices>
-      <emulator>/usr/bin/qemu-system-x86_64</emulator>
-      <hostdev mode='subsystem' type='mdev' managed='no' model='vfio-pci' display='on'>
-        <source>
-          <address uuid='${A.toUpperCase()}'/>
-        </source>
-        <alias name='hostdev0'/>
-        <address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/>
-      </hostdev>
-      <hostdev mode="subsystem" type="pci" managed="yes">
-        <driver name="vfio"/>
-        <source>
-          <address domain="0x0000" bus="0x03" slot="0x00" function="0x0"/>
-        </source>
-        <alias name="hostdev1"/>
-        <address type="pci" domain="0x0000" bus="0x00" slot="0x06" function="0x0"/>
-      </hostdev>
-    </devices>
-  </domain>
-</domstatus>
-`;
-
-describe('libvirt runtime files', () => {
-  const run = path.join(tmp, 'libvirt-qemu');
-  mkdirSync(run, { recursive: true });
-  writeFileSync(path.join(run, 'win10.pid'), '4242\n');
-  writeFileSync(path.join(run, 'win10.xml'), LIBVIRT_XML);
-
-  it('parses hostdevs (mdev uuid from <source>, not the guest address; comments ignored) and the pid', () => {
-    expect(parseDomainXml(LIBVIRT_XML)).toEqual({
-      pid: 4242,
-      hostdevs: [
-        { type: 'mdev', name: A, display: 'on' },
-        { type: 'pci', name: NIC, display: null },
-      ],
-    });
-    expect(readLibvirtDomain('win10', run)).toEqual({
-      name: 'win10',
-      pid: 4242,
-      pidFile: path.join(run, 'win10.pid'),
-      xmlFile: path.join(run, 'win10.xml'),
-      hostdevs: [
-        { type: 'mdev', name: A, display: 'on' },
-        { type: 'pci', name: NIC, display: null },
-      ],
-      mdevs: [A],
-    });
-  });
-
-  it('--domain errors say which file and what to do', () => {
-    expect(() => readLibvirtDomain('nope', run)).toThrow(`--domain nope: cannot read ${run}/nope.pid (ENOENT): domain nope is not running under libvirt's qemu driver (list them: virsh list)`);
-    expect(() => readLibvirtDomain('../etc/x', run)).toThrow('--domain "../etc/x": not a libvirt domain name');
-    writeFileSync(path.join(run, 'other.pid'), '4243\n');
-    writeFileSync(path.join(run, 'other.xml'), LIBVIRT_XML);
-    expect(() => readLibvirtDomain('other', run)).toThrow(`--domain other: ${run}/other.pid says pid 4243 but ${run}/other.xml says pid 4242 (the domain is restarting? try again)`);
-    expect(() => resolveVmmTarget({ domain: 'win10', libvirtRunDir: run, vgpu: B, wait: false, via: 'vfio' })).toThrow(
-      `--vgpu ${B} is not a vGPU of libvirt domain win10 (${run}/win10.xml has mdev ${A})`,
-    );
-    expect(resolveVmmTarget({ domain: 'win10', libvirtRunDir: run, wait: true, via: 'vfio' })).toEqual({
-      pid: 4242,
-      vgpu: A,
-      locator: { kind: 'domain', name: 'win10', runDir: run },
-      checks: [`libvirt domain win10: QEMU pid 4242 (${run}/win10.pid), mdev ${A} (${run}/win10.xml)`],
-    });
-  });
-});
+// libvirt's runtime files (--domain): test/host/libvirt-status.test.ts, with libvirt's own test data
 
 describe('assign argument errors (exact messages)', () => {
   const run = async (...args: string[]): Promise<string> => {
@@ -303,7 +222,7 @@ describe('assign argument errors (exact messages)', () => {
     const empty = path.join(tmp, 'empty.pid');
     writeFileSync(empty, '');
     expect(await run('--pid-file', empty)).toBe(`--pid-file ${empty}: no pid in it (missing, empty, or not a number): is the VM running?`);
-    expect(await run('--domain', 'nope', '--libvirt-run-dir', tmp)).toBe(`--domain nope: cannot read ${tmp}/nope.pid (ENOENT): domain nope is not running under libvirt's qemu driver (list them: virsh list)`);
+    expect(await run('--domain', 'nope', '--libvirt-run-dir', tmp)).toBe(`--domain nope: domain nope is not running: neither ${tmp}/nope.xml nor ${tmp}/nope.pid exists (libvirt keeps them while it runs; list running domains: virsh list)`);
     expect(await run('--plane', 'primary')).toBe('--vgpu <uuid> is required, or name the VMM holding it: --pid <pid>, --pid-file <path> or --domain <name> (list vGPUs with `vgpu-flip inspect`)');
   });
   it('--duration', async () => {
