@@ -14,6 +14,7 @@ import type { KmsSnapshot } from '../kms/types.js';
 import { describeLayout, explainPlan, planLayouts, tryLayouts, type GuestPlaneKind, type GuestPlaneSpec } from '../flip/planner.js';
 import { VfioDevice } from '../vfio/index.js';
 import { describeLocator, locateVmm } from '../vfio/vmm.js';
+import { describeHostdevs, LibvirtDomainError, readLibvirtDomain } from '../vfio/libvirt.js';
 import { PLANE_PATH_FLAGS, DRM_PLANE_TYPES } from '../vfio/index.js';
 import { connectorCandidates, crtcFor, matchOutputs, modeRequest } from './match.js';
 import { layersOf, type KioskConfig, type OutputConfig, type VmConfig } from './model.js';
@@ -89,8 +90,21 @@ function checkVm(vm: VmConfig, add: (f: MachineFinding) => void): void {
       }
       if (avail === 0) add({ severity: 'problem', vm: vm.name, message: `cannot create ${s.type} on ${s.parent}: available_instances is 0` });
     }
+  } else if (s.kind === 'domain') {
+    // libvirt's runtime files: a domain not running (or starting, or stale files) is waited for; a broken file or a missing vGPU is a problem
+    try {
+      const d = readLibvirtDomain(s.domain, s.runDir);
+      const has = `${d.xmlFile} has ${describeHostdevs(d.hostdevs)}`;
+      if (s.vgpu && !d.mdevs.includes(s.vgpu)) add({ severity: 'problem', vm: vm.name, message: `vGPU ${s.vgpu} is not a vGPU of libvirt domain ${s.domain} (${has})` });
+      else if (d.mdevs.length === 0) add({ severity: 'problem', vm: vm.name, message: `libvirt domain ${s.domain} has no vGPU (no <hostdev type='mdev' model='vfio-pci'>; ${has})` });
+      else if (!s.vgpu && d.mdevs.length > 1) add({ severity: 'problem', vm: vm.name, message: `libvirt domain ${s.domain} has ${d.mdevs.length} vGPUs (${d.mdevs.join(', ')}): say which with vgpu:` });
+    } catch (e) {
+      const m = (e as Error).message.replace(/^--domain [^:]+: /, '');
+      const waited = e instanceof LibvirtDomainError && e.kind !== 'invalid';
+      add({ severity: waited ? 'warning' : 'problem', vm: vm.name, message: waited ? `${m}: the daemon waits for it` : `libvirt domain ${s.domain}: ${m}` });
+    }
   } else {
-    const loc = s.kind === 'domain' ? { kind: 'domain' as const, name: s.domain, ...(s.runDir ? { runDir: s.runDir } : {}) } : { kind: 'pid-file' as const, file: s.path };
+    const loc = { kind: 'pid-file' as const, file: s.path };
     if (locateVmm(loc) === null) add({ severity: 'warning', vm: vm.name, message: `no VMM is running for ${describeLocator(loc)} now: the daemon waits for one` });
   }
 }

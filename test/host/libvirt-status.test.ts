@@ -261,3 +261,23 @@ describe('kiosk configuration: libvirt: run-dir:', () => {
     expect(loadConfigText('k.yaml', text('run/libvirt')).problems.map(formatProblem)).toEqual(['k.yaml:5:12: libvirt.run-dir: "run/libvirt" is not an absolute path to a directory (it must start with "/")']);
   });
 });
+
+describe('kiosk --check: a domain: VM against this machine', () => {
+  it('not running: a warning (the daemon waits); a broken status file or a domain without a vGPU: a problem naming the file', async () => {
+    const { checkMachine } = await import('../../src/kiosk/machine-check.js');
+    const d = runDir('check');
+    const cfg = (domain: string): import('../../src/kiosk/model.js').KioskConfig => ({
+      version: 1,
+      outputs: [{ name: 'main', match: { kind: 'connector', name: 'Virtual-1' }, device: path.join(d, 'no-card'), mode: { kind: 'preferred' }, modeset: true, idle: { kind: 'black' }, lease: null }],
+      vms: [{ name: 'w', source: { kind: 'domain', domain, runDir: d }, layers: [] }],
+      control: { socket: path.join(d, 'sock'), group: null },
+      log: { format: 'text', level: 'info' },
+    });
+    const vmFindings = (domain: string) => checkMachine(cfg(domain)).findings.filter((f) => f.vm === 'w');
+    expect(vmFindings('gone')).toEqual([{ severity: 'warning', vm: 'w', message: `domain gone is not running: neither ${d}/gone.xml nor ${d}/gone.pid exists (libvirt keeps them while it runs; list running domains: virsh list): the daemon waits for it` }]);
+    writeFileSync(path.join(d, 'bad.xml'), status(fixture('hostdev-mdev-display.xml')).replace('</domain>', '</domian>'));
+    expect(vmFindings('bad')).toEqual([{ severity: 'problem', vm: 'w', message: `libvirt domain bad: ${d}/bad.xml: not well-formed XML: line 61, column 3: </domian> closes <domain> (opened on line 21)` }]);
+    writeFileSync(path.join(d, 'QEMUGuest2.xml'), status(fixture('hostdev-vfio.xml'), { pid: process.pid }));
+    expect(vmFindings('QEMUGuest2')[0]).toMatchObject({ severity: 'warning', message: expect.stringContaining(`stale runtime files: pid ${process.pid} is now another process`) });
+  });
+});
