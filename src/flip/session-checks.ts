@@ -75,6 +75,17 @@ export function simHostCard(): string | null {
   }
 }
 
+/**
+ * Why DRM_FB cannot show vGPU `uuid` on card `devPath` (null: it can, or it cannot be told): the
+ * vendor's framebuffers are objects of the card it is bound to, and no other card knows their
+ * ids. Known for vgpu-sim (module parameter host_card).
+ */
+export function drmFbBoundElsewhere(uuid: string | null, devPath: string): string | null {
+  const bound = uuid && existsSync(`/sys/kernel/debug/vgpu_sim/${uuid}`) ? simHostCard() : null;
+  if (!bound || bound === cardName(devPath)) return null;
+  return `vgpu-sim's framebuffers live on ${bound} (module parameter host_card), not on ${devPath}`;
+}
+
 export function cardName(devPath: string): string {
   try {
     return path.basename(realpathSync(devPath));

@@ -8,7 +8,7 @@ import { DrmDevice } from '../kms/index.js';
 import { VfioDevice, isUuid, readVgpu, PLANE_PATH_FLAGS, DRM_PLANE_TYPES } from '../vfio/index.js';
 import { findVmmDevice, type VmmPick } from '../vfio/vmm-pick.js';
 import { watchVmmExit, type VmmWatch } from '../vfio/vmm.js';
-import { cardName, checkDrmNode, choosePath, displayEventCheck, simFlipCounter, simHostCard, UsageError, vendorDriverOf } from './session-checks.js';
+import { checkDrmNode, choosePath, displayEventCheck, drmFbBoundElsewhere, simFlipCounter, simHostCard, UsageError, vendorDriverOf } from './session-checks.js';
 import { findDisplayIrq } from '../vfio/display-irq.js';
 import { FlipEngine, parseModeRequest, chooseMode, connectorFor, type GuestPlaneRequest, type GuestSource, type ModeRequest } from './engine.js';
 import type { NotReadyPolicy } from './decide.js';
@@ -196,11 +196,8 @@ export function openSession(o: AssignOptions): Session {
     checks.push(`DRM master of ${drm.path} (${drm.version.name})`);
     if (path === 'drm_fb') {
       // the framebuffer ids are objects of the card the vendor driver is bound to
-      const simUuid = knownUuid;
-      const bound = simUuid && existsSync(`/sys/kernel/debug/vgpu_sim/${simUuid}`) ? simHostCard() : null;
-      if (bound && bound !== cardName(drm.path)) {
-        throw new UsageError(`DRM_FB: vgpu-sim's framebuffers live on ${bound} (module parameter host_card) but --device is ${drm.path}: use --device /dev/dri/${bound}, or another --path`);
-      }
+      const elsewhere = drmFbBoundElsewhere(knownUuid, drm.path);
+      if (elsewhere) throw new UsageError(`DRM_FB: ${elsewhere} (--device): use --device /dev/dri/${simHostCard()}, or another --path`);
     }
     const snap = drm.snapshot();
     const crtc = snap.crtcs.find((c) => c.index === o.crtc);

@@ -18,7 +18,7 @@ import { describeKernelError } from '../binding/errors.js';
 import { DrmDevice } from '../kms/index.js';
 import { VfioDevice } from '../vfio/index.js';
 import { Display } from '../present/display.js';
-import { Guest, VfioGuestSource, type EnginePath } from '../present/guest.js';
+import { Guest, VfioGuestSource } from '../present/guest.js';
 import { addGuest } from '../present/compose.js';
 import type { Output } from '../present/output.js';
 import { simFlipCounter } from '../flip/session-checks.js';
@@ -27,6 +27,7 @@ import { allLayers, type KioskConfig, type OutputConfig, type VmConfig } from '.
 import { closeScope, diffConfigs, diffSummary, reloadScope, sameValue } from './diff.js';
 import { idleOf } from './splash.js';
 import { acquireVm } from './vm-source.js';
+import { chooseVmPath } from './vm-path.js';
 import { LeasedOutputs } from './leased-outputs.js';
 import type { LeaseStatus } from './lease-keeper.js';
 
@@ -341,12 +342,12 @@ export class KioskDaemon {
     }
     const { vfio, uuid, describe } = a.got;
     if (uuid && (vm.source.kind === 'mdev' || vm.source.kind === 'create')) this.vmUuids.set(vm.name, uuid);
-    const want = layers[0]!.paths.map((p) => p.replace('-', '_') as EnginePath);
-    const path = want.find((p) => vfio.probePath(p).supported === true);
+    const { path, skipped } = chooseVmPath(vfio, uuid, layers[0]!.paths, [...new Set(layers.map((l) => this.outputs.get(l.output)!.display.dev.path))]);
+    const passed = skipped.length ? ` (passed over: ${skipped.join('; ')})` : '';
     if (!path) {
       a.got.release();
       vfio.close();
-      this.log('error', `vm ${vm.name}: ${describe} supports none of the display paths ${layers[0]!.paths.join(', ')}`, { vm: vm.name });
+      this.log('error', `vm ${vm.name}: ${describe} supports none of the display paths ${layers[0]!.paths.join(', ')}${passed}`, { vm: vm.name });
       return false;
     }
     this.vfios.push(vfio);
@@ -366,7 +367,7 @@ export class KioskDaemon {
         layers.filter((l) => l.output === outName).map((l) => ({ kind: l.plane, name: `${vm.name}/${l.plane}`, z: l.z, ...(l.placement ? { placement: l.placement } : {}) })),
       );
     }
-    this.log('info', `vm ${vm.name}: ${describe}, ${path.replace('_', '-')} path, layers ${layers.map((l) => `${l.plane}->${l.output}`).join(', ')}`, { vm: vm.name, vgpu: uuid, path });
+    this.log('info', `vm ${vm.name}: ${describe}, ${path.replace('_', '-')} path${passed}, layers ${layers.map((l) => `${l.plane}->${l.output}`).join(', ')}`, { vm: vm.name, vgpu: uuid, path });
     return true;
   }
 
