@@ -15,6 +15,8 @@ export interface QemuOptions {
   /** -trace patterns (Debian's QEMU logs trace events to stderr) */
   trace?: string[];
   memMb?: number;
+  /** more arguments, e.g. libvirt's -name guest=NAME,debug-threads=on -uuid UUID */
+  args?: string[];
   /** how long QEMU may take until QMP answers (TCG inside TCG is slow) */
   startTimeoutMs?: number;
 }
@@ -67,6 +69,7 @@ export class Qemu {
     ];
     for (const t of o.trace ?? []) args.push('-trace', t);
     for (const d of o.devices) args.push('-device', d);
+    args.push(...(o.args ?? []));
     const q = new Qemu(args, sock);
     const deadline = Date.now() + (o.startTimeoutMs ?? 120_000);
     try {
