@@ -199,13 +199,17 @@ describe('DRM_FB direct flip through the engine', () => {
     const onAssigned = (x: { reason: string }): void => void replans.push(x.reason);
     e.on('assigned', onAssigned);
     const flip = path.join(guest.dir, 'primary', 'flip');
-    const sh = spawn('sh', ['-c', `i=1; while [ $i -le 300 ]; do echo $(( (i % 3) * ${B} )) > ${flip}; i=$((i+1)); done`], { stdio: 'ignore' });
+    // 300 flips, i = 2..301: the last goes to buffer B (301 % 3 = 1), not to A where the plane
+    // starts, so the engine has a flip to follow however the looks fall
+    const sh = spawn('sh', ['-c', `i=2; while [ $i -le 301 ]; do echo $(( (i % 3) * ${B} )) > ${flip}; i=$((i+1)); done`], { stdio: 'ignore' });
     const code = await new Promise<number | null>((resolve) => sh.on('exit', resolve));
     expect(code).toBe(0);
     // the guest's writes returned without waiting for the host (vgpu-sim flips in a worker):
     // each of the 300 changes was moved to the host plane, taken by a later flip not made yet
     // (coalesced), or found the plane already there
     await waitFor(() => !guest.status('primary').kflipPending, 10_000, 'the in-kernel flips done');
+    // the engine follows the last flip (A -> B) by itself: a look, no commit
+    await waitFor(() => e.stats.kernelFlips > seen0, 10_000, 'the engine following the kernel\'s flips');
     await sleep(250);
     e.off('assigned', onAssigned);
     const st = guest.status('primary');
@@ -214,13 +218,12 @@ describe('DRM_FB direct flip through the engine', () => {
     expect({ replans, taken, kflipErr: st.kflipErr }).toEqual({ replans: [], taken: 300, kflipErr: 0 });
     expect(kflips).toBeGreaterThan(0);
     console.log(`300 guest flips from a shell loop: ${kflips} in-kernel commits, ${st.kflipCoalesced - c0} coalesced, ${st.kflipIdle - i0} with nothing to move`);
-    expect(e.stats.kernelFlips).toBeGreaterThan(seen0); // it looked while the guest flipped
     expect(e.stats.commits).toBe(commits0);
     expect(trace!.calls()).toEqual([]);
     trace!.pause();
     const f = await e.capture();
     trace!.resume();
-    expect(showsFrame(f, 0, 0, W, H, 1, 100)).toBe('ok'); // the last flip went to buffer A (frame 100)
+    expect(showsFrame(f, 0, 0, W, H, 2, 99)).toBe('ok'); // the last flip went to buffer B (frame 99, drawn by the test before)
     // and none after the capture either (the watch looks again after resuming)
     e.on('assigned', onAssigned);
     await sleep(350);

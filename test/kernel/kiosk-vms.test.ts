@@ -194,7 +194,9 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon: a
       const { p, exited, events, log } = runDaemon(cfg);
       try {
         await shows('the VMM\'s guest (pattern 81)', (x, y) => patternPixel(x, y, w, h, 81) & 0xffffff, 0, w, h);
-        expect(log()).toMatch(new RegExp(`vm bench: VMM pid ${vmm.pid} \\(pid file ${pidFile}\\)`));
+        // the screen and the log are two channels: the line may be read a little after the pixels show
+        const found = new RegExp(`vm bench: VMM pid ${vmm.pid} \\(pid file ${pidFile}\\)`);
+        await until(() => found.test(log()), 30_000, () => `the daemon's line naming the VMM found by its pid file (log: ${log()})`);
         // the VMM exits (its fds close): the daemon lets go of its copy of the device fd too
         await vmm.stop();
         vmm = null;
