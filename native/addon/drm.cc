@@ -748,6 +748,9 @@ Napi::Value DrmReadEvents(const Napi::CallbackInfo& info) {
       if (!o.IsEmpty()) out.Set(n++, o);
       off += ev.length;
     }
+    // drm_read() fills the buffer while events are queued and fit: room left for the largest
+    // event means the queue was empty (no second poll; the fd's poller fires again for later ones)
+    if (static_cast<size_t>(len) + sizeof(drm_event_vblank) <= sizeof buf) break;
   }
   return out;
 }

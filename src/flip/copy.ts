@@ -216,6 +216,12 @@ export class CopyTarget {
       const changed = new RowDamage();
       // the rows the screen already shows: all of them means nothing to copy or commit
       const onScreen = new Uint8Array(rows);
+      // an idle guest's frame equals the screen: one comparison of the whole frame says so
+      // (padding past rowBytes may differ: then row by row decides)
+      const whole = rows * pitch;
+      if (frontKnown && srcDesc.stride === pitch && pixels.length >= whole && front.length >= whole && pixels.compare(front, 0, whole, 0, whole) === 0) {
+        return { bytes: 0, rows: 0, changed };
+      }
       let same = frontKnown;
       for (let y = 0; frontKnown && y < rows; y++) {
         const s0 = y * srcDesc.stride;

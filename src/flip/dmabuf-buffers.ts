@@ -13,6 +13,7 @@ import { DRM_CAP_ADDFB2_MODIFIERS, fourccToString } from '../binding/constants.j
 import { addFb2Modifier } from '../kms/fb-modifier.js';
 import type { DrmDevice } from '../kms/index.js';
 import { CopyTargets, dmabufView, type CopySource } from './copy.js';
+import type { DamageRect } from './damage.js';
 import { locateInRegion, withTail } from './dmabuf-tail.js';
 import type { VideoMemoryLocator } from '../vfio/video-memory.js';
 import { FbCache, newEntry, sameDesc, type BufferDesc, type FbEntry } from './fb-cache.js';
@@ -28,6 +29,10 @@ export interface Obtained {
   entry: FbEntry;
   /** true: a copy of the buffer (dumb framebuffer), false: the buffer itself */
   copied: boolean;
+  /** copied: the guest's pixels equal what is on screen (nothing to copy or commit) */
+  unchanged?: boolean;
+  /** copied: the rows that changed (FB_DAMAGE_CLIPS); absent: all */
+  damage?: DamageRect[];
 }
 
 export interface DmabufHost {
@@ -290,10 +295,14 @@ export class DmabufBuffers {
       return null;
     }
     if (e.unreadable > 0 && frame >= e.tailRetry) this.readTail(e, frame);
-    const r = this.copies.copy(e.cpu, e.desc);
+    // compared with what is on screen first (as REGION): an unchanged frame is neither copied
+    // nor committed, a changed one copies only its changed rows; a buffer whose tail cannot be
+    // read is copied whole (the comparison would stop at the last whole row it has)
+    const r = this.copies.copy(e.cpu, e.desc, e.unreadable === 0);
+    if (r.unchanged) return { fbId: r.fbId, imported: false, bytes: 0, entry: e, copied: true, unchanged: true };
     this.counters.copies++;
     this.counters.bytesCopied += r.bytes;
-    return { fbId: r.fbId, imported: false, bytes: r.bytes, entry: e, copied: true };
+    return { fbId: r.fbId, imported: false, bytes: r.bytes, entry: e, copied: true, ...(r.damage ? { damage: r.damage } : {}) };
   }
 
   private tailReported = false;

@@ -93,6 +93,15 @@ export interface GuestOptions {
   displayEvents?: boolean;
 }
 
+/** What one listening output has not looked at yet. */
+interface Watcher {
+  onEvent: () => void;
+  primary: boolean;
+  cursor: boolean;
+  /** a signal that names no plane exactly: look at everything */
+  all: boolean;
+}
+
 export class Guest {
   readonly path: EnginePath;
   /** DRM_FB: did the guest flip since the last look (its own counter)? null: no counter */
@@ -106,8 +115,8 @@ export class Guest {
   /** the display event, when used */
   events: DisplayIrq | null = null;
   private poller: { stop(): void } | null = null;
-  /** the guest signalled a change not looked at yet (always true without events) */
-  changed = true;
+  /** per output that listens (its owner object): which planes changed since it last looked */
+  private readonly watchers = new Map<object, Watcher>();
 
   constructor(
     readonly source: GuestSource,
@@ -185,22 +194,60 @@ export class Guest {
   }
 
   /**
-   * Start listening to the guest's display event, unless told not to and when it has one: `onEvent` runs
-   * (from the event loop) each time it signals. false: no events (the output looks every frame).
+   * Listen to the guest's display event for `owner` (an output), unless told not to and when it
+   * has one: `onEvent` runs (from the event loop) each time it signals, and changedFor(owner, ..)
+   * says which planes the signals named since lookedBy(owner). Several outputs may listen to one
+   * guest (its planes on several outputs): each keeps its own record. false: no events (the
+   * output looks every frame).
    */
-  listen(onEvent: () => void, poll: (fd: number, cb: () => void) => { stop(): void }): boolean {
-    if (this.opts.displayEvents === false || this.events || !this.source.attachDisplayEvents) return this.events !== null;
-    const ev = this.source.attachDisplayEvents();
-    if (!ev) return false;
-    this.events = ev;
-    this.poller = poll(ev.fd, () => {
-      if (!this.events) return;
-      if (this.events.read()) {
-        this.changed = true;
-        onEvent();
-      }
-    });
+  listen(owner: object, onEvent: () => void, poll: (fd: number, cb: () => void) => { stop(): void }): boolean {
+    if (this.opts.displayEvents === false || !this.source.attachDisplayEvents) return false;
+    if (!this.events) {
+      const ev = this.source.attachDisplayEvents();
+      if (!ev) return false;
+      this.events = ev;
+      this.poller = poll(ev.fd, () => this.onSignal());
+    }
+    // the first look after listening looks at everything
+    this.watchers.set(owner, { onEvent, primary: true, cursor: true, all: true });
     return true;
+  }
+
+  private onSignal(): void {
+    const d = this.events?.read();
+    if (!d) return;
+    const ws = [...this.watchers.values()];
+    for (const w of ws) {
+      w.primary ||= d.primary;
+      w.cursor ||= d.cursor;
+      w.all ||= d.all;
+    }
+    for (const w of ws) w.onEvent();
+  }
+
+  /**
+   * Must `owner` look at this guest's `kind` plane now? Always without a display event (or for an
+   * owner not listening); with one, when a signal since its last look named that plane (the
+   * event names primary and cursor; an overlay is looked at on any signal).
+   */
+  changedFor(owner: object, kind: GuestPlaneKind | 'any'): boolean {
+    if (!this.events) return true;
+    const w = this.watchers.get(owner);
+    if (!w || w.all) return true;
+    if (kind === 'primary') return w.primary;
+    if (kind === 'cursor') return w.cursor;
+    return w.primary || w.cursor;
+  }
+
+  /** `owner` has looked at every plane the signals named. */
+  lookedBy(owner: object): void {
+    const w = this.watchers.get(owner);
+    if (w) w.primary = w.cursor = w.all = false;
+  }
+
+  /** `owner` stops listening (the event stays attached for the others until close()). */
+  unlisten(owner: object): void {
+    this.watchers.delete(owner);
   }
 
   close(): void {
@@ -210,6 +257,7 @@ export class Guest {
     this.poller = null;
     this.events?.close();
     this.events = null;
+    this.watchers.clear();
     this.source.close?.();
   }
 }

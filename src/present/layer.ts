@@ -52,6 +52,20 @@ export class Layer {
     return classifyQuery(() => this.guest.source.query(this.kind, this.guest.path));
   }
 
+  /**
+   * The query of a look. A copied plane (REGION, DMABUF copy fallback) is looked at every frame
+   * even with the display event, because a guest may draw into the buffer on screen without a
+   * flip, which no event announces; while its event says nothing else changed, its last answer
+   * stands and only the pixels are compared: no ioctl.
+   */
+  lookQuery(output: object): QueryOutcome {
+    const g = this.guest;
+    if (g.events && !g.changedFor(output, this.kind) && this.view.copyMode && this.last && this.readyNow && this.queryStreak.current === 0 && this.assignment) {
+      return { status: 'ok', info: this.last };
+    }
+    return this.query();
+  }
+
   /** The spec the planner needs for the guest's buffer `info` on a w x h output. */
   spec(info: GfxPlaneInfo, w: number, h: number): GuestPlaneSpec {
     const d = descOf(info);
@@ -100,4 +114,20 @@ export class Layer {
 /** plane kind and (when it is not just the kind) the layer name, for events */
 export function who(l: Layer): { plane: Layer['kind']; layer?: string } {
   return l.name === l.kind ? { plane: l.kind } : { plane: l.kind, layer: l.name };
+}
+
+/** The guests of a list of layers, each once, in layer order: rebuilt only when the list changed (not every frame). */
+export class GuestsOfLayers {
+  private seen: Layer[] = [];
+  private guests: Guest[] = [];
+
+  of(layers: readonly Layer[]): readonly Guest[] {
+    let same = layers.length === this.seen.length;
+    for (let i = 0; same && i < layers.length; i++) same = layers[i] === this.seen[i];
+    if (!same) {
+      this.seen = layers.slice();
+      this.guests = [...new Set(layers.map((l) => l.guest))];
+    }
+    return this.guests;
+  }
 }

@@ -44,6 +44,19 @@ export interface LookHost {
   kernelFlip(layer: Layer): void;
 }
 
+/**
+ * Must this layer be looked at this frame (by `output`)? No when its guest's display event says
+ * nothing changed on its plane, unless a query is being retried, it is not assigned yet, it is
+ * copied (a guest may draw into the buffer on screen without a signal) or a DRM_FB look is
+ * racing a flipping guest.
+ */
+export function isDue(l: Layer, output: object): boolean {
+  const g = l.guest;
+  if (!g.events || g.changedFor(output, l.kind)) return true;
+  if (l.queryStreak.current > 0 || !l.assignment || l.view.copyMode) return true;
+  return l.source instanceof DrmFbSource && l.source.racingLooks > 0;
+}
+
 /** Look at a layer; returns why the output must plan again, or null. */
 export function lookLayer(l: Layer, host: LookHost, req: AtomicRequest, frames: FramePlane[]): string | null {
   return l.source instanceof DrmFbSource ? lookDrmFb(l, l.source, host, req, frames) : lookFlipping(l, host, req, frames);
@@ -90,7 +103,7 @@ function replanOrMove(
 
 /** DMABUF / REGION: every new guest buffer is a flip (a commit of ours). */
 function lookFlipping(l: Layer, host: LookHost, req: AtomicRequest, frames: FramePlane[]): string | null {
-  const q = l.query();
+  const q = l.lookQuery(host);
   if (q.status === 'ok') {
     l.last = q.info;
     l.readyNow = true;

@@ -14,8 +14,8 @@ import type { AssignedEvent, EngineEvents } from '../flip/events.js';
 import type { Layout } from '../flip/planner.js';
 import type { Display } from './display.js';
 import type { Guest } from './guest.js';
-import { who, type Layer } from './layer.js';
-import { lookLayer, type FramePlane, type LookHost } from './look.js';
+import { GuestsOfLayers, who, type Layer } from './layer.js';
+import { isDue, lookLayer, type FramePlane, type LookHost } from './look.js';
 import { chooseMode, connectorFor, modeAgain, type ModeRequest } from './mode.js';
 import { dropGoneGuest } from './compose.js';
 import { newEngineStats, sumGuestFlips, type EngineStats } from './stats.js';
@@ -101,15 +101,19 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
   }
   /** presenting is paused (master lost, connector gone, a capture): no frames are due */
   get isPaused(): boolean { return this.paused; }
-  get guests(): Guest[] {
-    return [...new Set(this.layers.map((l) => l.guest))];
+  private readonly guestsOfLayers = new GuestsOfLayers();
+  /** the guests of the layers, each once, in layer order */
+  get guests(): readonly Guest[] {
+    return this.guestsOfLayers.of(this.layers);
   }
 
   /** Add a layer (before start, or later: it is planned on the next frame). */
   add(layer: Layer): Layer {
     if (this.layers.some((l) => l.name === layer.name)) throw new Error(`layer ${layer.name} is already on CRTC ${this.opts.crtcIndex}`);
+    const newGuest = !this.guests.includes(layer.guest);
     this.layers.push(layer);
     this.stats.planes[layer.name] = layer.stats;
+    if (newGuest && this.running) this.listenTo(layer.guest); // a guest added while presenting (kiosk)
     for (const l of this.layers) l.primary = this.layers.find((x) => x.guest === l.guest && x.kind === 'primary') ?? null;
     return layer;
   }
@@ -142,12 +146,14 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
 
   /** Guests with a display event wake the output when they change something (no looking every frame). */
   private listenToGuests(): void {
-    for (const g of this.guests) {
-      try {
-        g.listen(() => this.onGuestEvent(), (fd, cb) => this.display.api.pollReadable(fd, cb));
-      } catch (e) {
-        this.report({ stage: `display event of ${g.label}`, error: e, count: 1, fatal: false });
-      }
+    for (const g of this.guests) this.listenTo(g);
+  }
+
+  private listenTo(g: Guest): void {
+    try {
+      g.listen(this, () => this.onGuestEvent(), (fd, cb) => this.display.api.pollReadable(fd, cb));
+    } catch (e) {
+      this.report({ stage: `display event of ${g.label}`, error: e, count: 1, fatal: false });
     }
   }
 
@@ -156,14 +162,6 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.tick();
-  }
-
-  /** Must this layer be looked at this frame? No, when its guest's display event says nothing changed. */
-  private due(l: Layer): boolean {
-    const g = l.guest;
-    if (!g.events || g.changed) return true;
-    if (l.queryStreak.current > 0 || !l.assignment || l.view.copyMode) return true; // retry, first frame, copies
-    return 'racingLooks' in l.source && (l.source as { racingLooks: number }).racingLooks > 0;
   }
 
   /** a reason to plan every layer again on the next frame (master regained, hotplug) */
@@ -272,7 +270,7 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
     const failing = Math.max(this.commitStreak.current, Math.min(...this.layers.map((l) => l.queryStreak.current)) - 1);
     const d = delayMs ?? nextLookDelayMs({
       periodUs: this.periodUs, sinceVblankUs: nowUs() - this.lastVblankUs, failing,
-      allWaitingOnEvents: this.layers.every((l) => !this.due(l)),
+      allWaitingOnEvents: this.layers.every((l) => !isDue(l, this)),
       allDrmFb: this.layers.every((l) => l.source.path === 'drm_fb'), watchIntervalMs: this.opts.watchIntervalMs ?? 100,
       idleLooks: this.idleLooks, idleAfterLooks: this.opts.idleAfterLooks ?? IDLE_AFTER_LOOKS, idleMaxMs: this.opts.idleMaxMs ?? IDLE_MAX_MS,
     });
@@ -297,7 +295,7 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
         latencyUs, latencyVblanks: vblanks, imported: f.imported, bytesCopied: f.bytes,
       });
     }
-    for (const w of this.pendingWaiters.splice(0)) w();
+    if (this.pendingWaiters.length) for (const w of this.pendingWaiters.splice(0)) w();
     if (this.running && !this.paused) {
       // a guest may have flipped again meanwhile: look now (we are at a vblank)
       if (this.timer) clearTimeout(this.timer);
@@ -319,17 +317,17 @@ export class Output extends EventEmitter<EngineEvents> implements LookHost {
     idleWhenBlank(this);
     this.stats.ticks++;
     this.frameNo++;
-    for (const g of this.guests) if (g.path === 'drm_fb' && (!g.events || g.changed)) g.look();
+    for (const g of this.guests) if (g.path === 'drm_fb' && g.changedFor(this, 'any')) g.look();
     this.refreshGuestFlips();
     let replanReason: string | null = null;
     const req = this.newRequest();
     const frames: FramePlane[] = [];
     for (const l of this.layers) {
-      if (!this.due(l)) continue;
+      if (!isDue(l, this)) continue;
       const why = lookLayer(l, this, req, frames);
       replanReason ??= why;
     }
-    for (const g of this.guests) if (g.events) g.changed = false;
+    for (const g of this.guests) g.lookedBy(this);
     if (this.forced) {
       replanReason = this.forced;
       this.forced = null;

@@ -43,7 +43,14 @@ export function newEngineStats(): EngineStats {
 
 /** The guests' own flip counters added up (DRM_FB statistics); null unless every guest has one. */
 export function sumGuestFlips(guests: readonly { hasFlipCounter: boolean; flips: number | null }[]): number | null {
-  const counts = guests.filter((g) => g.hasFlipCounter).map((g) => g.flips);
-  if (!counts.length || !counts.every((n) => n !== null)) return null;
-  return counts.reduce<number>((a, b) => a + b!, 0);
+  // every frame: no arrays made
+  let sum = 0;
+  let counters = 0;
+  for (const g of guests) {
+    if (!g.hasFlipCounter) continue;
+    if (g.flips === null) return null;
+    sum += g.flips;
+    counters++;
+  }
+  return counters ? sum : null;
 }

@@ -93,4 +93,51 @@ describe('display events drive the output', () => {
       expect(e.guest.events).toBeNull(); // detached when the output stopped
     });
   }
+
+  it('region: idle guest -> no query, copy or commit for 2 s; a flip -> copied and shown; drawing in place (no flip, no event) -> still shown, without a query', async () => {
+    sim.setPrimary(W, H, 1);
+    sim.presentPrimary(drawPattern(W, H, 51));
+    const counter = new CallCounter();
+    const e = new FlipEngine({ drm: dev, vfio: sim.vfio, crtcIndex: 0, planes: [{ kind: 'primary' }], path: 'region', counter, displayEvents: true });
+    const errors: EngineErrorEvent[] = [];
+    e.on('error', (x) => errors.push(x));
+    const frames: FrameEvent[] = [];
+    e.on('frame', (f) => frames.push(f));
+    const queries = (): number => counter.snapshot()['vfioQueryGfxPlane'] ?? 0;
+    const st = (): { copies: number; commits: number } => ({ copies: e.stats.planes.primary!.copies, commits: e.stats.commits });
+    const shows = async (n: number): Promise<number> => {
+      const f = await e.capture();
+      return compareRegion(f, 0, 0, W, H, (x, y) => patternPixel(x, y, W, H, n)).mismatches;
+    };
+    try {
+      e.start();
+      await e.waitAssigned(15_000);
+      expect(e.guest.events, 'vgpu-sim has a display event IRQ').not.toBeNull();
+      await sleep(300);
+      const q0 = queries();
+      const s0 = st();
+      await sleep(2000);
+      expect(queries() - q0).toBe(0); // idle: the pixels are compared, the plane is not queried
+      expect(st()).toEqual(s0); // and nothing was copied or committed
+      // a flip: the event, one look with a query, a copy and a commit
+      let before = frames.length;
+      sim.presentPrimary(drawPattern(W, H, 52));
+      await waitFor(() => frames.length > before, 10_000, 'the flipped frame on screen');
+      expect(queries() - q0).toBeGreaterThanOrEqual(1);
+      await sleep(200);
+      expect(await shows(52)).toBe(0);
+      // drawing into the buffer on screen without a flip: no event, but the comparison sees it
+      const q1 = queries();
+      before = frames.length;
+      sim.writeVram(0, drawPattern(W, H, 53));
+      await waitFor(() => frames.length > before, 10_000, 'the redrawn frame on screen');
+      await sleep(200);
+      expect(await shows(53)).toBe(0);
+      expect(queries() - q1).toBe(0);
+      expect(errors).toEqual([]);
+    } finally {
+      await e.stop();
+      sim.disable();
+    }
+  });
 });

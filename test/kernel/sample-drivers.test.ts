@@ -343,6 +343,10 @@ describe('mbochs (DMABUF only, bochs DISPI registers) held by a VMM', () => {
     const dst2 = primaryDst(b);
     expect(await captureUntil(e, (f) => showsPattern(f, dst2.x, dst2.y, 1024, 768, 10), 10_000, refused)).toBe('ok');
     await sleep(300);
+    // an idle guest is compared with the screen, not copied again: no copy, no commit
+    const idle0 = { copies: e.stats.planes.primary!.copies, commits: e.stats.commits };
+    await sleep(1000);
+    expect({ copies: e.stats.planes.primary!.copies, commits: e.stats.commits }).toEqual(idle0);
 
     // the kernel's count: every dmabuf_id shown was exported exactly once
     const ids = [...log.ids].sort((x, y) => x - y);

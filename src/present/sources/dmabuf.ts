@@ -20,7 +20,8 @@ export class DmabufSource implements LayerSource {
 
   obtain(id: number, desc: BufferDesc, info: GfxPlaneInfo, frame: number): Presentable | null {
     const got = this.bufs.obtain(id, desc, info.size, frame);
-    return got ? { fbId: got.fbId, imported: got.imported, bytes: got.bytes, got } : null;
+    if (!got) return null;
+    return { fbId: got.fbId, imported: got.imported, bytes: got.bytes, got, ...(got.unchanged ? { unchanged: true } : {}), ...(got.damage ? { damage: got.damage } : {}) };
   }
 
   committing(fbId: number): void {

@@ -17,9 +17,9 @@ export interface Presentable {
   bytes: number;
   /** DMABUF: the guest buffer behind it */
   got?: Obtained;
-  /** REGION: the guest's pixels equal what is on screen: nothing to copy or commit */
+  /** a copy (REGION, DMABUF fallback): the guest's pixels equal what is on screen: nothing to copy or commit */
   unchanged?: boolean;
-  /** REGION: the rows that changed (FB_DAMAGE_CLIPS where the plane has it); absent: all */
+  /** a copy: the rows that changed (FB_DAMAGE_CLIPS where the plane has it); absent: all */
   damage?: DamageRect[];
 }
 
