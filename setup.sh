@@ -7,10 +7,11 @@ cd "$(dirname "$0")"
 
 say() { printf '[setup] %s\n' "$*"; }
 
+# systemd: systemd-analyze verifies the kiosk's unit file (test/host/kiosk-systemd-unit.test.ts; nothing is started)
 # sway: the real Wayland compositor of the lease test (test/kernel/wayland-lease.test.ts; the rig's VM
 # sees the host's packages over 9p)
 # python3 and util-linux (setpriv): the kiosk control test's sd_notify receiver and its non-root clients
-pkgs=(qemu-system-x86 busybox-static kmod cpio libdrm-dev pkg-config python3 make g++ xz-utils rsync patch wayland-protocols libwayland-dev sway util-linux)
+pkgs=(qemu-system-x86 busybox-static kmod cpio libdrm-dev pkg-config python3 make g++ xz-utils rsync patch wayland-protocols libwayland-dev sway util-linux systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
