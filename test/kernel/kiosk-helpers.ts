@@ -74,6 +74,14 @@ export interface Picture {
   at: (x: number, y: number) => number;
 }
 
+/** An EDID of test/fixtures/ (hex with # comment lines), as bytes: a whole number of 128-byte blocks. */
+export function fixtureEdid(name: string): Buffer {
+  const text = readFileSync(path.join(import.meta.dirname, '..', 'fixtures', name), 'utf8');
+  const b = Buffer.from(text.split('\n').filter((l) => !l.startsWith('#')).join('').replace(/\s+/g, ''), 'hex');
+  if (b.length === 0 || b.length % 128 !== 0) throw new Error(`${name} has ${b.length} bytes, not a multiple of 128`);
+  return b;
+}
+
 /** A PNG's pixels (a file, or its bytes). */
 export function readPng(png: string | Buffer): Picture {
   const img = PNG.sync.read(typeof png === 'string' ? readFileSync(png) : png);
