@@ -136,3 +136,14 @@ export async function headShows(head: number, what: string, want: (x: number, y:
     await sleep(250);
   }
 }
+
+/**
+ * The picture with its last pixel changed (XRGB8888, in place): a second buffer that differs from
+ * the first where no check samples it (the samplers step from 0 by 3, 5, 7 or 9; 1023,767 is on
+ * none of their grids), so each flip between the two is a changed frame.
+ */
+export function oneDifferentPixel(pixels: Buffer): Buffer {
+  const i = pixels.length - 4;
+  pixels.writeUInt32LE((pixels.readUInt32LE(i) ^ 0x00ffffff) >>> 0, i);
+  return pixels;
+}
