@@ -332,7 +332,7 @@ describe('mbochs (DMABUF only, bochs DISPI registers) held by a VMM', () => {
     // frame before, and then the new buffer's copy equals the screen: nothing to commit, no
     // frame carries its id. So: wait for its export, then for the pixels
     const exportsBeforePan = guard.attempts.size;
-    await waitFor(() => guard.attempts.size > exportsBeforePan || refused() !== null, 20_000, 'the panned buffer (a new dmabuf_id) exported');
+    await waitFor(() => guard!.attempts.size > exportsBeforePan || refused() !== null, 20_000, 'the panned buffer (a new dmabuf_id) exported');
     expect(refused()).toBeNull();
     expect(await captureUntil(e, (f) => showsPattern(f, dst.x, dst.y, 800, 600, 9), 10_000, refused)).toBe('ok');
 
@@ -352,7 +352,7 @@ describe('mbochs (DMABUF only, bochs DISPI registers) held by a VMM', () => {
     // the kernel's count: every dmabuf_id was exported exactly once, every one shown among them
     const ids = [...guard.attempts.keys()].sort((x, y) => x - y);
     expect(ids.length).toBeGreaterThanOrEqual(3); // 800x600 @0, 800x600 @608 rows, 1024x768
-    expect([...log.ids].filter((id) => !guard.attempts.has(id))).toEqual([]);
+    expect([...log.ids].filter((id) => !guard!.attempts.has(id))).toEqual([]);
     expect(trace.overrun()).toBe(0);
     // the addon asked once per id, and the kernel saw exactly that many exports in all
     expect(Object.fromEntries(guard.attempts)).toEqual(Object.fromEntries(ids.map((id) => [id, 1])));
