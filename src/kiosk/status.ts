@@ -47,6 +47,7 @@ export interface OutputStatus {
   crtc: number | null;
   mode: string | null;
   fps: number;
+  /** frames on screen: our flips plus (DRM_FB) the guest flips the kernel made and a look followed */
   frames: number;
   commits: number;
   errors: number;
@@ -78,6 +79,7 @@ export interface Followed {
 
 const dashed = (p: string): string => p.replace('_', '-');
 const layerFrames = (l: Layer): number => l.stats.flips + l.stats.kernelFlips;
+const outputFrames = (out: Output): number => out.stats.frames + out.stats.kernelFlips;
 
 export class StatusTracker {
   private readonly followed = new WeakMap<Output, Followed>();
@@ -123,10 +125,10 @@ export class StatusTracker {
       const layers = new Map(out.layers.map((l) => [l.name, layerFrames(l)] as const));
       if (f.prev && t > f.prev.at) {
         const dt = (t - f.prev.at) / 1000;
-        f.fps = Math.max(0, (out.stats.frames - f.prev.frames) / dt);
+        f.fps = Math.max(0, (outputFrames(out) - f.prev.frames) / dt);
         for (const [name, n] of layers) f.layerFps.set(name, Math.max(0, (n - (f.prev.layers.get(name) ?? n)) / dt));
       }
-      f.prev = { at: t, frames: out.stats.frames, layers };
+      f.prev = { at: t, frames: outputFrames(out), layers };
     }
   }
 
@@ -161,7 +163,7 @@ export class StatusTracker {
       crtc: out.opts.crtcIndex,
       mode: m ? `${m.hdisplay}x${m.vdisplay}@${m.vrefresh}` : null,
       fps: round1(f.fps),
-      frames: out.stats.frames,
+      frames: outputFrames(out),
       commits: out.stats.commits,
       errors: out.stats.errors,
       lastError: f.lastError,

@@ -63,6 +63,21 @@ describe('StatusTracker', () => {
     expect(t.report(config, presenting).outputs[0]!.state).toBe('paused');
   });
 
+  it('counts a DRM_FB output\'s kernel flips as its frames (it commits nothing per frame)', () => {
+    let now = 1_000_000;
+    const t = new StatusTracker(() => now);
+    const out = fakeOutput();
+    const presenting = new Map([['wall', out]]);
+    t.sample(presenting.values());
+    out.stats.kernelFlips += 120; // the kernel flipped the guest's framebuffers, looks followed
+    out.layers[0]!.stats.kernelFlips += 120;
+    now += 2000;
+    t.sample(presenting.values());
+    const r = t.report(config, presenting);
+    expect(r.outputs[0]).toMatchObject({ fps: 60, frames: 120, commits: 0 });
+    expect(r.outputs[0]!.layers[0]).toMatchObject({ fps: 60, frames: 120 });
+  });
+
   it('says the frame loop progressed only when ticks advanced (paused outputs excused)', () => {
     const t = new StatusTracker();
     const out = fakeOutput();
