@@ -106,6 +106,7 @@ export class KioskDaemon {
     d = { dev, display: new Display(dev) };
     const w = d.display.watchDevice({ hotplug: true });
     w.on('output', (x) => this.log('info', `output on CRTC ${x.crtcIndex}: ${x.action} (${x.why})`, { event: 'output', ...x }));
+    w.on('master', (e) => this.log(e.type === 'lost' ? 'warn' : 'info', e.type === 'lost' ? `${path}: DRM master lost (${e.code}): its outputs paused until it is free again` : `${path}: DRM master regained after ${Math.round(e.lostForMs)} ms (${e.attempts} SET_MASTER attempts): outputs planned again`, { event: 'master', device: path, ...e }));
     w.on('topology', () => void this.hotplugged().catch((e) => this.log('error', `hotplug: ${(e as Error).message}`, { event: 'hotplug' })));
     this.devices.set(path, d);
     return d;
