@@ -139,7 +139,7 @@ describe('kiosk daemon scenes on vkms', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('two VMs side by side and a cursor; a guest reset; Virtual-1 off and on; SIGTERM restores vkms and leaves no kernel object', async () => {
+  it('two VMs side by side and a cursor; a guest reset; a guest resolution change; Virtual-1 off and on; SIGTERM restores vkms and leaves no kernel object', async () => {
     const left = createSimInstance('vgpu_sim-small');
     const right = createSimInstance('vgpu_sim-small');
     insts.push(left, right);
@@ -191,6 +191,16 @@ describe('kiosk daemon scenes on vkms', () => {
       draw(left.uuid, HW, H, 13);
       cursorAt(left.uuid, 200, 300);
       await shows(sock, 'wall', 'guest 13 with its cursor at (200,300) left after its reset, guest 12 right', both(leftHalf(13, { x: 200, y: 300 }), rightHalf(12)));
+      expect(d.p.exitCode).toBe(null);
+
+      step('2b: the right guest changes resolution (512x768 -> 400x300), no restart');
+      draw(right.uuid, 400, 300, 15, CUR + 64 * 64 * 4);
+      await shows(sock, 'wall', 'guest 13 left, guest 15 at 400x300 at the right half\'s top-left, black around it', both(
+        leftHalf(13, { x: 200, y: 300 }),
+        (p) => mismatches(p, { x: HW, y: 0, w: 400, h: 300 }, (x, y) => mask(patternPixel(x - HW, y, 400, 300, 15)), 3),
+        black({ x: HW + 400, y: 0, w: HW - 400, h: H }),
+        black({ x: HW, y: 300, w: 400, h: H - 300 }),
+      ));
       expect(d.p.exitCode).toBe(null);
 
       step('3: Virtual-1 off and on');
