@@ -245,11 +245,6 @@ export class Guest {
     if (w) w.primary = w.cursor = w.all = false;
   }
 
-  /** `owner` stops listening (the event stays attached for the others until close()). */
-  unlisten(owner: object): void {
-    this.watchers.delete(owner);
-  }
-
   close(): void {
     this.vram?.close();
     this.vram = undefined;
