@@ -9,7 +9,7 @@ export const IOCTL_CALLS: ReadonlySet<string> = new Set([
   'drmGetCrtc', 'drmGetPlaneResources', 'drmGetPlane', 'drmGetProperties', 'drmGetPropertyBlob',
   'drmCreatePropertyBlob', 'drmDestroyPropertyBlob', 'drmAtomicCommit', 'drmPrimeFdToHandle',
   'drmPrimeHandleToFd', 'drmGemClose', 'drmAddFb2', 'drmRmFb', 'drmCreateDumb', 'drmMapDumb',
-  'drmDestroyDumb', 'drmSetMaster', 'drmDropMaster', 'drmWaitVblank',
+  'drmDestroyDumb', 'drmSetMaster', 'drmDropMaster', 'drmIsMaster', 'drmWaitVblank',
   'vfioDeviceInfo', 'vfioRegionInfo', 'vfioQueryGfxPlane', 'vfioGetGfxDmabuf', 'dmabufSync',
 ]);
 

@@ -4,6 +4,10 @@
 // MasterWatch turns that into one 'lost' (pause output), retries SET_MASTER with exponential
 // backoff (100 ms .. 5 s by default, never a tight loop) and says 'regained' once (resume).
 // MasterWatch is pure (the caller passes the time); MasterRetrier drives it with a timer.
+// The kernel sends no event when master is taken, and a path that makes no commits (DRM_FB: the
+// kernel flips; a still guest: nothing is due) would never see a refusal, so MasterRetrier can
+// also probe (probeEvery): once per interval in which no commit succeeded, isMaster() (one
+// AUTH_MAGIC ioctl); 'not master' is a loss like a refused commit.
 import { native } from '../binding/index.js';
 import { hasCode, isKernelError } from '../binding/errors.js';
 import type { NativeAddon } from '../binding/types.js';
@@ -72,15 +76,24 @@ export class MasterWatch {
    * not-master error (EACCES / EPERM) is seen; null for other errors and while already lost.
    */
   commitFailed(err: unknown, now: number): MasterEvent | null {
-    if (!isNotMasterError(err) || this.stateValue === 'lost') return null;
+    if (!isNotMasterError(err)) return null;
+    return this.lose(now, isKernelError(err) ? err.code : 'EACCES', err instanceof Error ? err.message : String(err));
+  }
+
+  /** A probe (isMaster()) said this fd is not master: the 'lost' event, as commitFailed. */
+  probeFailed(now: number, message: string): MasterEvent | null {
+    return this.lose(now, 'EACCES', message);
+  }
+
+  private lose(now: number, code: string, message: string): MasterEvent | null {
+    if (this.stateValue === 'lost') return null;
     this.stateValue = 'lost';
     this.lostAt = now;
     this.delay = this.minDelayMs;
     this.nextAt = now + this.delay;
     this.attemptCount = 0;
     this.lastErrorCode = null;
-    const code = isKernelError(err) ? err.code : 'EACCES';
-    return { type: 'lost', at: now, code, message: err instanceof Error ? err.message : String(err) };
+    return { type: 'lost', at: now, code, message };
   }
 
   /** Something proved we are master again (a commit passed, isMaster() said so). */
@@ -138,6 +151,10 @@ export class MasterWatch {
 export class MasterRetrier {
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  private probeTimer: NodeJS.Timeout | null = null;
+  /** commits that worked (counted, not timed: no clock read per frame) */
+  private commits = 0;
+  private commitsAtProbe = 0;
 
   constructor(
     readonly fd: number,
@@ -158,10 +175,48 @@ export class MasterRetrier {
 
   /** Report a commit that worked (ends a loss if someone handed master back to us). */
   commitSucceeded(): void {
+    this.commits++;
     const ev = this.watch.confirmedMaster(this.clock());
     if (!ev) return;
     this.stopTimer();
     this.onEvent(ev);
+  }
+
+  /**
+   * Every intervalMs in which no commit succeeded (and while master), ask `test` (isMaster() of
+   * the fd); false is a loss (onEvent 'lost', then SET_MASTER retries as after a refused commit).
+   * A test that throws (the fd is gone) ends the probing. The timer is unref'd.
+   */
+  probeEvery(intervalMs: number, test: () => boolean): void {
+    if (!(intervalMs > 0)) throw new RangeError(`MasterRetrier.probeEvery: interval must be > 0 ms (got ${intervalMs})`);
+    this.stopProbe();
+    if (this.closed) return;
+    this.commitsAtProbe = this.commits;
+    this.probeTimer = setInterval(() => this.probe(test, intervalMs), intervalMs);
+    this.probeTimer.unref?.();
+  }
+
+  private probe(test: () => boolean, intervalMs: number): void {
+    const quiet = this.commits === this.commitsAtProbe;
+    this.commitsAtProbe = this.commits;
+    if (!quiet || this.watch.state !== 'master') return;
+    let master: boolean;
+    try {
+      master = test();
+    } catch {
+      this.stopProbe();
+      return;
+    }
+    if (master) return;
+    const ev = this.watch.probeFailed(this.clock(), `fd ${this.fd} is no longer DRM master (seen by the ${intervalMs} ms probe, DRM_IOCTL_AUTH_MAGIC: EACCES)`);
+    if (!ev) return;
+    this.onEvent(ev);
+    this.schedule();
+  }
+
+  private stopProbe(): void {
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    this.probeTimer = null;
   }
 
   private schedule(): void {
@@ -190,5 +245,6 @@ export class MasterRetrier {
   close(): void {
     this.closed = true;
     this.stopTimer();
+    this.stopProbe();
   }
 }

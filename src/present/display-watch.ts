@@ -18,6 +18,9 @@ import { UeventMonitor, type DrmUeventNotice } from '../kms/uevents.js';
 import type { Display } from './display.js';
 import type { Output } from './output.js';
 
+/** how often master is checked while no commit proves it */
+const MASTER_PROBE_MS = 1000;
+
 export interface OutputChangeEvent {
   crtcIndex: number;
   connector: string;
@@ -46,6 +49,7 @@ export class DisplayWatch extends EventEmitter<DisplayWatchEvents> {
     // a lessee cannot SET_MASTER: it is master again when its lessor (the compositor) is (setMaster() checks)
     const regain = display.dev.lessee ? { drmSetMaster: () => display.dev.setMaster() } : display.api;
     this.master = new MasterRetrier(display.dev.fd, new MasterWatch(), (e) => this.onMaster(e), regain);
+    this.master.probeEvery(MASTER_PROBE_MS, () => display.api.drmIsMaster(display.dev.fd));
   }
 
   /** Start reading the card's uevents (hotplug). */

@@ -122,3 +122,57 @@ describe('MasterRetrier', () => {
     expect(events).toEqual(['lost', 'lost', 'regained']);
   });
 });
+
+describe('MasterRetrier.probeEvery (a loss where no commit is made)', () => {
+  afterEach(() => { vi.useRealTimers(); });
+
+  it('asks isMaster once per quiet interval, never while commits succeed; "not master" is one loss, then SET_MASTER retries', () => {
+    vi.useFakeTimers();
+    const events: MasterEvent[] = [];
+    let probes = 0;
+    let master = true;
+    let sets = 0;
+    const r = new MasterRetrier(5, new MasterWatch(), (e) => events.push(e), {
+      drmSetMaster: () => { sets++; if (!master) throw kerr('EBUSY', 'DRM_IOCTL_SET_MASTER'); },
+    }, () => Date.now());
+    r.probeEvery(1000, () => { probes++; return master; });
+    vi.advanceTimersByTime(3000);
+    expect(probes).toBe(3); // quiet: once a second
+    for (let i = 0; i < 10; i++) {
+      vi.advanceTimersByTime(250);
+      r.commitSucceeded(); // frames keep proving master
+    }
+    expect(probes).toBe(3);
+    master = false;
+    vi.advanceTimersByTime(2000); // the first interval after the commits still saw a commit
+    expect(probes).toBe(4);
+    expect(events.map((e) => e.type)).toEqual(['lost']);
+    expect(events[0]).toMatchObject({ code: 'EACCES' });
+    expect((events[0] as { message: string }).message).toMatch(/no longer DRM master.*probe/);
+    vi.advanceTimersByTime(5000);
+    expect(probes).toBe(4); // no probing while lost: SET_MASTER is tried instead
+    expect(sets).toBeGreaterThan(2);
+    master = true;
+    vi.advanceTimersByTime(5000);
+    expect(events.map((e) => e.type)).toEqual(['lost', 'regained']);
+    const p0 = probes;
+    vi.advanceTimersByTime(1000);
+    expect(probes).toBe(p0 + 1); // probing again
+    r.close();
+    vi.advanceTimersByTime(10_000);
+    expect(probes).toBe(p0 + 1);
+  });
+
+  it('a probe that throws (fd gone) ends probing without an event; a bad interval is refused', () => {
+    vi.useFakeTimers();
+    const events: string[] = [];
+    let probes = 0;
+    const r = new MasterRetrier(5, new MasterWatch(), (e) => events.push(e.type), { drmSetMaster: () => {} }, () => Date.now());
+    expect(() => r.probeEvery(0, () => true)).toThrow(/interval must be > 0/);
+    r.probeEvery(1000, () => { probes++; throw kerr('EBADF', 'DRM_IOCTL_AUTH_MAGIC'); });
+    vi.advanceTimersByTime(10_000);
+    expect(probes).toBe(1);
+    expect(events).toEqual([]);
+    r.close();
+  });
+});

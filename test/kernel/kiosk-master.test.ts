@@ -7,7 +7,10 @@
 // per frame), `vgpu-flip status --json` shows the output paused; once the other holder is gone
 // the daemon takes master back by itself, plans again with a modeset and the guest's pixels are
 // on screen (writeback screenshot through the control socket), its frames count again after a
-// guest flip; SIGTERM exits 0 with vkms' state as found. Fails in CI without vkms or vgpu-sim.
+// guest flip; SIGTERM exits 0 with vkms' state as found. A second case keeps the guest still: no
+// frame is due, so no commit can be refused; the daemon's own probe (once a second, isMaster)
+// must notice the loss, and the picture must come back when master is free without the guest
+// flipping. Fails in CI without vkms or vgpu-sim.
 import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -70,6 +73,98 @@ function drmFdsOf(pid: number, card: string): number[] {
   });
 }
 
+/** The guest showing pattern t (buffer B: the same but one unsampled pixel), a daemon for it on vkms' Virtual-1. */
+function startWall(card: string, uuid: string, dir: string, name: string, t: number): { g: SimGuest; sock: string; d: ReturnType<typeof runDaemon>; before: { state: string; fbs: unknown } } {
+  const g = new SimGuest(uuid);
+  g.setMode('primary', { fourcc: 'XR24', width: W, height: H });
+  g.writePixels(0, drawPattern(W, H, t));
+  g.writePixels(B, oneDifferentPixel(drawPattern(W, H, t)));
+  g.flip('primary', 0);
+  const sock = path.join(dir, `${name}.sock`);
+  const cfg = path.join(dir, `${name}.yaml`);
+  writeFileSync(cfg, [
+    'version: 1',
+    'outputs:',
+    `  - { name: wall, device: ${card}, match: Virtual-1, mode: ${W}x${H} }`,
+    'vms:',
+    `  - { name: sign, mdev: ${uuid}, planes: { primary: { output: wall, paths: [dmabuf] } } }`,
+    `control: { socket: ${sock} }`,
+    '',
+  ].join('\n'));
+  const before = { state: displayState(card), fbs: debugfsFramebuffers(card) };
+  return { g, sock, d: runDaemon(cfg), before };
+}
+
+/**
+ * Master taken from the daemon as logind does it: DROP_MASTER on the daemon's own open file (a
+ * pidfd_getfd duplicate), the test's fd becomes master and lights the CRTC with red on the primary
+ * plane (every other plane off), checked through writeback. Returns the test's device (master).
+ */
+function takeMaster(pid: number, card: string): { other: DrmDevice; red: () => number; daemonFds: number[] } {
+  const fds = drmFdsOf(pid, card);
+  expect(fds.length, `the daemon's fds on ${card}`).toBeGreaterThan(0);
+  const other = DrmDevice.open(card, { writeback: true }); // not master: the daemon is
+  expect(isMaster(other.fd)).toBe(false);
+  const dups = fds.map((fd) => native.pidfdGetFd(pid, fd));
+  try {
+    const masters = dups.filter((fd) => isMaster(fd));
+    expect(masters.length, `master fds among the daemon's ${fds.length} fds on ${card}`).toBe(1);
+    native.drmDropMaster(masters[0]!); // the daemon's file is no longer master (as logind does it)
+    other.setMaster(); // at once: the daemon's retry comes 100 ms after it notices
+    expect(isMaster(other.fd)).toBe(true);
+    expect(isMaster(masters[0]!)).toBe(false);
+  } finally {
+    for (const fd of dups) native.close(fd);
+  }
+  const snap = other.snapshot();
+  const crtc = snap.crtcs[0]!;
+  const conn = snap.connectors.find((c) => c.name === 'Virtual-1')!;
+  const fb = other.createDumbFramebuffer(W, H);
+  const m = fb.map();
+  const px = Buffer.from(m.buffer, 0, m.length);
+  for (let i = 0; i + 4 <= px.length; i += 4) px.writeUInt32LE(RED, i); // XRGB8888: 0x00RRGGBB
+  m.unmap();
+  const blob = other.createModeBlob(crtc.mode!);
+  const req = other.atomic().set(conn.id, 'CRTC_ID', crtc.id).set(crtc.id, 'ACTIVE', 1).set(crtc.id, 'MODE_ID', blob.id);
+  for (const p of snap.planes) {
+    if (!p.possibleCrtcIndices.includes(0)) continue;
+    if (p.type === 'primary') req.placePlane(p.id, crtc.id, fb.fbId, { w: W, h: H }, { x: 0, y: 0, w: W, h: H });
+    else req.set(p.id, 'FB_ID', 0).set(p.id, 'CRTC_ID', 0);
+  }
+  req.commit(DRM_MODE_ATOMIC_ALLOW_MODESET);
+  blob.destroy();
+  const red = (): number => pixelAt(captureWriteback(other, { crtcId: crtc.id, mode: crtc.mode!, displayConnectorId: conn.id }), W / 2, H / 2);
+  expect(red(), 'our red in the middle').toBe(RED);
+  return { other, red, daemonFds: fds };
+}
+
+/** The other holder lets go (drops master, closes: its framebuffer and the CRTC it lit go); the daemon takes master back by itself. */
+async function giveBack(other: DrmDevice, d: ReturnType<typeof runDaemon>, sock: string): Promise<void> {
+  const n = d.events().length;
+  other.dropMaster();
+  other.close();
+  await until(() => masterLines(d.events().slice(n), 'regained').length > 0, 60_000, () => `the daemon's "master regained" line (log: ${d.log()})`);
+  await statusUntil(sock, (s) => s.outputs[0]!.state === 'presenting', 'output wall presenting again');
+}
+
+/** One 'lost' and one 'regained' line, no error line in the whole log; then SIGTERM, which exits 0. */
+async function onceEachThenSigterm(d: ReturnType<typeof runDaemon>, what: string): Promise<void> {
+  expect(masterLines(d.events(), 'lost').length).toBe(1);
+  expect(masterLines(d.events(), 'regained').length).toBe(1);
+  expect(d.events().filter(errorLevel).map((e) => e.msg)).toEqual([]);
+  step(what);
+  d.p.kill('SIGTERM');
+  expect(await d.exited, d.log()).toBe(0);
+}
+
+/** After the daemon is gone: vkms as found, no framebuffer left, the vGPU closed with no cached buffer. */
+async function restored(card: string, before: { state: string; fbs: unknown }, g: SimGuest, uuid: string): Promise<void> {
+  await sleep(200);
+  expect(displayState(card)).toBe(before.state);
+  expect(debugfsFramebuffers(card)).toEqual(before.fbs);
+  expect(g.info(), `vGPU ${uuid}`).toMatchObject({ open: false, cachedBuffers: 0 });
+}
+
 const masterLines = (evs: LogLine[], type: string): LogLine[] => evs.filter((e) => e.event === 'master' && e['type'] === type);
 const errorLevel = (e: LogLine): boolean => e.level === 50 || e.level === 'error';
 
@@ -97,24 +192,7 @@ describe('kiosk daemon and DRM master', () => {
   });
 
   it('master taken away (drop on the daemon\'s own file) and given back: paused and logged once, then planned again by itself; SIGTERM restores vkms', async () => {
-    const g = new SimGuest(inst!.uuid);
-    g.setMode('primary', { fourcc: 'XR24', width: W, height: H });
-    g.writePixels(0, drawPattern(W, H, 61));
-    g.writePixels(B, oneDifferentPixel(drawPattern(W, H, 61))); // the same picture but one unsampled pixel
-    g.flip('primary', 0);
-    const sock = path.join(dir, 'wall.sock');
-    const cfg = path.join(dir, 'wall.yaml');
-    writeFileSync(cfg, [
-      'version: 1',
-      'outputs:',
-      `  - { name: wall, device: ${card}, match: Virtual-1, mode: ${W}x${H} }`,
-      'vms:',
-      `  - { name: sign, mdev: ${inst!.uuid}, planes: { primary: { output: wall, paths: [dmabuf] } } }`,
-      `control: { socket: ${sock} }`,
-      '',
-    ].join('\n'));
-    const before = { state: displayState(card), fbs: debugfsFramebuffers(card) };
-    const d = runDaemon(cfg);
+    const { g, sock, d, before } = startWall(card, inst!.uuid, dir, 'wall', 61);
     let k = 0;
     let flipper: NodeJS.Timeout | null = null;
     let other: DrmDevice | null = null;
@@ -129,88 +207,76 @@ describe('kiosk daemon and DRM master', () => {
       await statusUntil(sock, (s) => s.outputs[0]!.frames > s0.outputs[0]!.frames + 5, 'the flipping guest\'s frames counted');
 
       step('2: master taken from the daemon\'s open file, the test becomes master');
-      const fds = drmFdsOf(d.p.pid!, card);
-      expect(fds.length, `the daemon's fds on ${card}`).toBeGreaterThan(0);
-      other = DrmDevice.open(card, { writeback: true }); // not master: the daemon is
-      expect(isMaster(other.fd)).toBe(false);
-      const dups = fds.map((fd) => native.pidfdGetFd(d.p.pid!, fd));
-      try {
-        const masters = dups.filter((fd) => isMaster(fd));
-        expect(masters.length, `master fds among the daemon's ${fds.length} fds on ${card}`).toBe(1);
-        const n = d.events().length;
-        native.drmDropMaster(masters[0]!); // the daemon's file is no longer master (as logind does it)
-        other.setMaster(); // at once: the daemon's retry comes 100 ms after its first refused commit
-        expect(isMaster(other.fd)).toBe(true);
-        expect(isMaster(masters[0]!)).toBe(false);
-        // something of our own on the CRTC: red on the primary plane, every other plane off
-        const snap = other.snapshot();
-        const crtc = snap.crtcs[0]!;
-        const conn = snap.connectors.find((c) => c.name === 'Virtual-1')!;
-        const red = other.createDumbFramebuffer(W, H);
-        const m = red.map();
-        const px = Buffer.from(m.buffer, 0, m.length);
-        for (let i = 0; i + 4 <= px.length; i += 4) px.writeUInt32LE(RED, i); // XRGB8888: 0x00RRGGBB
-        m.unmap();
-        const blob = other.createModeBlob(crtc.mode!);
-        const req = other.atomic().set(conn.id, 'CRTC_ID', crtc.id).set(crtc.id, 'ACTIVE', 1).set(crtc.id, 'MODE_ID', blob.id);
-        for (const p of snap.planes) {
-          if (!p.possibleCrtcIndices.includes(0)) continue;
-          if (p.type === 'primary') req.placePlane(p.id, crtc.id, red.fbId, { w: W, h: H }, { x: 0, y: 0, w: W, h: H });
-          else req.set(p.id, 'FB_ID', 0).set(p.id, 'CRTC_ID', 0);
-        }
-        req.commit(DRM_MODE_ATOMIC_ALLOW_MODESET);
-        const shot = captureWriteback(other, { crtcId: crtc.id, mode: crtc.mode!, displayConnectorId: conn.id });
-        for (const [x, y] of [[0, 0], [W / 2, H / 2], [W - 1, H - 2]] as const) expect(pixelAt(shot, x, y), `our red at (${x},${y})`).toBe(RED);
+      const n = d.events().length;
+      const taken = takeMaster(d.p.pid!, card);
+      other = taken.other;
 
-        step('3: the daemon paused, logged once');
-        await until(() => masterLines(d.events().slice(n), 'lost').length > 0, 60_000, () => `the daemon's "master lost" line (log: ${d.log()})`);
-        const st = await cli(['status', '--json', '--socket', sock]);
-        expect(st.status, st.stderr).toBe(0);
-        expect((JSON.parse(st.stdout) as StatusReport).outputs[0]!.state).toBe('paused');
-        const pausedFrames = (await status(sock)).outputs[0]!.frames;
-        await sleep(3000); // the guest flips ~60 times meanwhile
-        const s3 = await statusUntil(sock, (s) => s.outputs[0]!.state === 'paused', 'output wall still paused');
-        expect(s3.outputs[0]!.frames, 'frames while not master').toBe(pausedFrames);
-        const during = d.events().slice(n);
-        expect(masterLines(during, 'lost').length, d.log()).toBe(1);
-        expect(during.filter((e) => e.event === 'error' || errorLevel(e)).map((e) => e.msg), 'error lines while master was away').toEqual([]);
-        expect(isMaster(other.fd), 'the daemon took master while we hold it').toBe(true);
-        // still our red (the daemon did not commit)
-        const again = captureWriteback(other, { crtcId: crtc.id, mode: crtc.mode!, displayConnectorId: conn.id });
-        expect(pixelAt(again, W / 2, H / 2)).toBe(RED);
-        blob.destroy();
-      } finally {
-        for (const fd of dups) native.close(fd);
-      }
+      step('3: the daemon paused, logged once');
+      await until(() => masterLines(d.events().slice(n), 'lost').length > 0, 60_000, () => `the daemon's "master lost" line (log: ${d.log()})`);
+      const st = await cli(['status', '--json', '--socket', sock]);
+      expect(st.status, st.stderr).toBe(0);
+      expect((JSON.parse(st.stdout) as StatusReport).outputs[0]!.state).toBe('paused');
+      const pausedFrames = (await status(sock)).outputs[0]!.frames;
+      await sleep(3000); // the guest flips ~60 times meanwhile
+      const s3 = await statusUntil(sock, (s) => s.outputs[0]!.state === 'paused', 'output wall still paused');
+      expect(s3.outputs[0]!.frames, 'frames while not master').toBe(pausedFrames);
+      const during = d.events().slice(n);
+      expect(masterLines(during, 'lost').length, d.log()).toBe(1);
+      expect(during.filter((e) => e.event === 'error' || errorLevel(e)).map((e) => e.msg), 'error lines while master was away').toEqual([]);
+      expect(isMaster(other.fd), 'the daemon took master while we hold it').toBe(true);
+      expect(taken.red(), 'still our red (the daemon did not commit)').toBe(RED);
 
       step('4: the other holder lets go: the daemon regains master by itself');
       clearInterval(flipper);
       flipper = null;
-      const n4 = d.events().length;
-      other.dropMaster();
-      other.close(); // its framebuffer goes with it (and the CRTC it lit)
+      const back = other;
       other = null;
-      await until(() => masterLines(d.events().slice(n4), 'regained').length > 0, 60_000, () => `the daemon's "master regained" line (log: ${d.log()})`);
-      await statusUntil(sock, (s) => s.outputs[0]!.state === 'presenting', 'output wall presenting again');
+      await giveBack(back, d, sock);
       await showsGuest(sock, 61, 'guest pattern 61 after master came back');
       const f0 = (await status(sock)).outputs[0]!.frames;
       g.flip('primary', (++k % 2) * B);
       await statusUntil(sock, (s) => s.outputs[0]!.frames > f0, 'a frame counted after a guest flip');
-      expect(masterLines(d.events(), 'lost').length).toBe(1);
-      expect(masterLines(d.events(), 'regained').length).toBe(1);
-      expect(d.events().filter(errorLevel).map((e) => e.msg)).toEqual([]);
-
-      step('5: SIGTERM');
-      d.p.kill('SIGTERM');
-      expect(await d.exited, d.log()).toBe(0);
+      await onceEachThenSigterm(d, '5: SIGTERM');
     } finally {
       if (flipper) clearInterval(flipper);
       other?.close();
       if (d.p.exitCode === null) d.p.kill('SIGKILL');
     }
-    await sleep(200);
-    expect(displayState(card)).toBe(before.state);
-    expect(debugfsFramebuffers(card)).toEqual(before.fbs);
-    expect(g.info(), `vGPU ${inst!.uuid}`).toMatchObject({ open: false, cachedBuffers: 0 });
+    await restored(card, before, g, inst!.uuid);
+  }, 600_000);
+
+  it('a still guest (no frame due, so no commit to be refused): the daemon notices the loss itself, and the picture is back when master is free, without a guest flip', async () => {
+    const { g, sock, d, before } = startWall(card, inst!.uuid, dir, 'still', 63);
+    let other: DrmDevice | null = null;
+    try {
+      await until(() => existsSync(sock), 120_000, () => `the control socket (log: ${d.log()})`);
+      step('still 1: the guest on screen, then nothing moves');
+      await showsGuest(sock, 63, 'guest pattern 63');
+      await statusUntil(sock, (s) => s.outputs[0]!.state === 'presenting', 'output wall presenting');
+      const n = d.events().length;
+
+      step('still 2: master taken');
+      const taken = takeMaster(d.p.pid!, card);
+      other = taken.other;
+
+      step('still 3: paused, though nothing was committed');
+      await until(() => masterLines(d.events().slice(n), 'lost').length > 0, 60_000, () => `the daemon's "master lost" line (log: ${d.log()})`);
+      const lost = masterLines(d.events().slice(n), 'lost');
+      expect(String(lost[0]!['message']), 'found by the probe, not by a refused commit').toMatch(/probe/);
+      await statusUntil(sock, (s) => s.outputs[0]!.state === 'paused', 'output wall paused');
+      expect(taken.red(), 'our red (the daemon did not commit)').toBe(RED);
+      expect(isMaster(other.fd)).toBe(true);
+
+      step('still 4: the other holder lets go: the guest\'s picture comes back by itself');
+      const back = other;
+      other = null;
+      await giveBack(back, d, sock);
+      await showsGuest(sock, 63, 'guest pattern 63 after master came back (the guest never flipped)');
+      await onceEachThenSigterm(d, 'still 5: SIGTERM');
+    } finally {
+      other?.close();
+      if (d.p.exitCode === null) d.p.kill('SIGKILL');
+    }
+    await restored(card, before, g, inst!.uuid);
   }, 600_000);
 });
