@@ -66,18 +66,19 @@
  *    disable / reset). pri_event_val stands for every plane other than the cursor (primary and
  *    overlay: the series has no overlay value); reset and display-off signal both values.
  *    Writes into video memory (front-buffer rendering without a flip) are not signalled.
- *  - Coalesced at the guest's vblank: a change is delivered at the next boundary of a simulated
- *    vblank clock (module parameter refresh_hz, default 60; boundaries at epoch + k * period,
- *    epoch = instance creation). Every change within one vblank period gives one signal; there is
- *    at most one signal per vblank boundary, so a busy guest cannot flood the host.
- *  - While masked, changes stay pending and are delivered at the first vblank after unmask (a
+ *  - At most one signal per guest vblank period, on a simulated vblank clock (module parameter
+ *    refresh_hz, default 60; period k starts at epoch + k * period, epoch = instance creation):
+ *    the first change of a period is signalled at once (no added latency); changes after it in
+ *    that period are delivered together at the next boundary. A busy guest cannot flood the host.
+ *  - While masked, changes stay pending and are delivered on unmask, at once or at the next
+ *    boundary by the same rule (a
  *    level-triggered, maskable interrupt). Without an eventfd nothing is pending. Attaching an
  *    eventfd starts with nothing pending. Close of the device detaches the eventfd and unmasks;
  *    VFIO_DEVICE_RESET keeps the eventfd (as vfio-pci does for its IRQs), unmasks, and signals.
  *  - debugfs <uuid>/display_irq shows: index hz vblank eventfd masked pending signals events
  *    last_signal_vblank loopbacks armed.
- *  - Note: vgpu-sim's in-kernel DRM_FB flip (drmfb.c) is still a blocking commit inside the
- *    guest's write, not aligned to this vblank clock.
+ *  - While host planes show a guest plane through DRM_FB, that plane's signal comes from the
+ *    in-kernel flip worker (drmfb.c) once it has moved them, not from this clock.
  */
 #ifndef VGPU_FLIP_VFIO_GFX_DISPLAY_IRQ_H
 #define VGPU_FLIP_VFIO_GFX_DISPLAY_IRQ_H

@@ -5,10 +5,13 @@
  * coalesced to at most one signal per guest vblank.
  *
  * The guest's vblank clock is simulated: boundaries at epoch + k * period (period = 1 s /
- * refresh_hz, epoch = instance creation). A change marks event bits pending and arms a one-shot
- * hrtimer for the next boundary; the timer delivers everything pending in one eventfd_signal().
- * A boundary is never used twice (the next one armed is always after the last one signalled),
- * so the number of signals is bounded by the number of vblanks, whatever the guest does.
+ * refresh_hz, epoch = instance creation), period k = [epoch + k * period, epoch + (k+1) * period).
+ * A change marks event bits pending. The first change of a period is signalled at once (no
+ * latency added: the consumer can make the host's next vblank); a change in a period that has
+ * had its signal arms a one-shot hrtimer for the next boundary, which delivers everything
+ * pending meanwhile in one eventfd_signal(). Each signal is recorded with its period and a
+ * period is never used twice, so there are at most as many signals as vblank periods, whatever
+ * the guest does.
  *
  * Locking: d->irq.lock (a spinlock, also taken by the hrtimer callback in hard interrupt
  * context) protects everything in struct vsim_display_irq. Guest changes arrive with d->lock
@@ -61,16 +64,33 @@ static u64 vsim_vblank_seq(const struct vsim_display_irq *q, ktime_t now)
 	return ns <= 0 ? 0 : div64_u64((u64)ns, q->period_ns);
 }
 
-/* q->lock held: arm the timer for the next vblank boundary not yet used by a signal */
+/* q->lock held: deliver everything pending now, as the signal of vblank period `seq` */
+static void vsim_disp_signal(struct vsim_display_irq *q, u64 seq)
+{
+	eventfd_signal(q->trigger, q->pending);
+	q->pending = 0;
+	q->signals++;
+	q->last_signal_seq = seq;
+}
+
+/*
+ * q->lock held: a change is pending. If no signal was sent in the current vblank period it is
+ * signalled at once (the consumer can still make the host's next vblank); else the timer is
+ * armed for the next boundary not yet used by a signal, where everything pending meanwhile
+ * goes out in one signal. Either way: at most one signal per guest vblank period.
+ */
 static void vsim_disp_arm(struct vsim_display_irq *q)
 {
-	u64 k;
+	u64 now, k;
 
-	if (q->armed || q->dying || q->held)
+	if (q->armed || q->dying || q->held || !q->trigger || !q->pending)
 		return;
-	k = vsim_vblank_seq(q, ktime_get()) + 1;
-	if (q->signals && k <= q->last_signal_seq)
-		k = q->last_signal_seq + 1;
+	now = vsim_vblank_seq(q, ktime_get());
+	if (!q->signals || now > q->last_signal_seq) {
+		vsim_disp_signal(q, now);
+		return;
+	}
+	k = q->last_signal_seq + 1;
 	q->next_seq = k;
 	q->armed = true;
 	hrtimer_start(&q->timer, ktime_add_ns(q->epoch, k * q->period_ns), HRTIMER_MODE_ABS);
@@ -83,12 +103,8 @@ static enum hrtimer_restart vsim_disp_vblank(struct hrtimer *t)
 
 	spin_lock_irqsave(&q->lock, flags);
 	q->armed = false;
-	if (!q->dying && q->trigger && !q->masked && !q->held && q->pending) {
-		eventfd_signal(q->trigger, q->pending);
-		q->pending = 0;
-		q->signals++;
-		q->last_signal_seq = q->next_seq;
-	}
+	if (!q->dying && q->trigger && !q->masked && !q->held && q->pending)
+		vsim_disp_signal(q, q->next_seq);
 	spin_unlock_irqrestore(&q->lock, flags);
 	return HRTIMER_NORESTART;
 }

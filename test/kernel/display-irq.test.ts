@@ -238,13 +238,40 @@ describe('guest display events', () => {
     expect(waitRead(irq!, 500)).toBeNull();
     const s1 = guest.displayIrq();
     expect(s1.signals).toBe(s0.signals + 1);
-    expect(s1.lastSignalVblank).toBeGreaterThan(s0.vblank); // delivered at a later vblank boundary
+    expect(s1.lastSignalVblank).toBeGreaterThanOrEqual(s0.vblank);
 
     guest.setMode('cursor', { fourcc: 'AR24', width: 64, height: 64, offset: 0x400000, x: 10, y: 10 });
     expect(waitRead(irq!, 10_000)).toBe(CUR);
     guest.move('cursor', 20, 30);
     expect(waitRead(irq!, 10_000)).toBe(CUR);
     expect(waitRead(irq!, 500)).toBeNull();
+  });
+
+  it('the first change of a vblank period is signalled at once; the next one in that period waits for the boundary', async () => {
+    await drain(irq!);
+    for (let i = 0; i < 400; i++) { // a period that has had no signal yet
+      const s = guest.displayIrq();
+      if (s.vblank > s.lastSignalVblank) break;
+      await sleep(5);
+    }
+    const s0 = guest.displayIrq();
+    expect(s0.vblank).toBeGreaterThan(s0.lastSignalVblank);
+    guest.flip('primary', 0);
+    expect(native.eventfdRead(irq!.fd), 'signalled by the time the guest\'s write returned').toBe(PRI);
+    const s1 = guest.displayIrq();
+    expect(s1).toMatchObject({ signals: s0.signals + 1, armed: false, pending: 0n });
+    expect(s1.lastSignalVblank).toBeGreaterThanOrEqual(s0.vblank);
+    guest.flip('primary', OFF_B);
+    const s2 = guest.displayIrq();
+    if (s2.vblank === s1.lastSignalVblank) {
+      // still the same period when read (after the write; the clock only goes forward, and the
+      // state and the clock are read together under the IRQ's lock): held back for the boundary
+      expect(s2).toMatchObject({ armed: true, pending: PRI, signals: s1.signals });
+    }
+    expect(waitRead(irq!, 10_000)).toBe(PRI);
+    const s3 = guest.displayIrq();
+    expect(s3).toMatchObject({ signals: s1.signals + 1, pending: 0n });
+    expect(s3.lastSignalVblank).toBeGreaterThan(s1.lastSignalVblank);
   });
 
   it('plane disable, guest reset and VFIO_DEVICE_RESET signal (the display going away is an event)', async () => {
@@ -305,9 +332,9 @@ describe('guest display events', () => {
     expect(flips).toBe(N);
     expect(s1.events - s0.events).toBe(N);
     expect(signals).toBeGreaterThanOrEqual(1);
-    // every signal at its own vblank boundary after the start: the bound is structural
-    expect(signals).toBeLessThanOrEqual(vblanks);
-    expect(signals).toBeLessThanOrEqual(s1.vblank - s0.vblank);
+    // at most one signal per vblank period, from the start's period to the last signal's: the bound is structural
+    expect(signals).toBeLessThanOrEqual(vblanks + 1);
+    expect(signals).toBeLessThanOrEqual(s1.vblank - s0.vblank + 1);
     // coalescing happened: far fewer signals than flips
     expect(signals).toBeLessThan(flips);
     // the eventfd saw exactly those signals, all primary-only, decodable
