@@ -16,6 +16,7 @@
 // a new framebuffer or damage): draw into a buffer before committing it, or flip to another one.
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { DrmDevice } from '../../src/kms/index.js';
 
 export const DISPLAY2_ENV = 'VGPU_FLIP_DISPLAY2';
 
@@ -23,6 +24,19 @@ export const DISPLAY2_ENV = 'VGPU_FLIP_DISPLAY2';
 export function display2CardOrUndefined(): string | undefined {
   const c = process.env[DISPLAY2_ENV];
   return c && existsSync(c) ? c : undefined;
+}
+
+/** Head 0 of the second display: its first connector by id, writeback excluded (Virtual-2 in the rig). */
+export function display2Head0(): string {
+  const card = display2Card();
+  const dev = DrmDevice.open(card);
+  try {
+    const c = dev.snapshot().connectors.filter((x) => !x.writeback).sort((a, b) => a.id - b.id)[0];
+    if (!c) throw new Error(`${card} has no connector`);
+    return c.name;
+  } finally {
+    dev.close();
+  }
 }
 
 /** The second display's card node; throws (the test fails) when there is none. */

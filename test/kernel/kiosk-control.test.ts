@@ -16,10 +16,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DrmDevice } from '../../src/kms/index.js';
 import { drawPattern, patternPixel } from '../../src/flip/pattern.js';
 import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-sim/index.js';
-import { display2Card, display2CardOrUndefined } from './display2-helpers.js';
+import { display2Card, display2CardOrUndefined, display2Head0 } from './display2-helpers.js';
 import { waitFor } from './flip-helpers.js';
 import { request } from '../../src/kiosk/control-client.js';
 import { BIN, cli, oneDifferentPixel } from './kiosk-helpers.js';
@@ -50,12 +49,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk control s
   const kids: ChildProcess[] = [];
 
   beforeAll(() => {
-    const dev = DrmDevice.open(display2Card());
-    try {
-      head0 = dev.snapshot().connectors.filter((c) => !c.writeback).sort((a, b) => a.id - b.id)[0]!.name;
-    } finally {
-      dev.close();
-    }
+    head0 = display2Head0();
     inst = createSimInstance('vgpu_sim-small');
     dir = mkdtempSync(path.join(os.tmpdir(), 'kiosk-ctl-'));
     chmodSync(dir, 0o755); // uid 65534 must reach the socket inside

@@ -8,11 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DrmDevice } from '../../src/kms/index.js';
 import { VfioDevice } from '../../src/vfio/index.js';
 import { drawPattern, patternPixel } from '../../src/flip/pattern.js';
 import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-sim/index.js';
-import { display2Card, display2CardOrUndefined, screendump } from './display2-helpers.js';
+import { display2Card, display2CardOrUndefined, display2Head0, screendump } from './display2-helpers.js';
 import { sleep, waitFor } from './flip-helpers.js';
 
 const ci = /^(1|true|yes)$/i.test(process.env['CI'] ?? '');
@@ -25,13 +24,7 @@ describe.skipIf(display2CardOrUndefined() === undefined && !ci)('kiosk daemon on
   let head0 = '';
 
   beforeAll(() => {
-    const dev = DrmDevice.open(display2Card());
-    try {
-      const s = dev.snapshot();
-      head0 = s.connectors.filter((c) => !c.writeback).sort((a, b) => a.id - b.id)[0]!.name;
-    } finally {
-      dev.close();
-    }
+    head0 = display2Head0();
     inst = createSimInstance('vgpu_sim-small');
     dir = mkdtempSync(path.join(os.tmpdir(), 'kiosk-'));
   });

@@ -19,11 +19,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, u
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DrmDevice } from '../../src/kms/index.js';
 import { drawPattern, patternPixel } from '../../src/flip/pattern.js';
 import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-sim/index.js';
 import type { StatusReport } from '../../src/kiosk/status.js';
-import { display2Card, display2CardOrUndefined } from './display2-helpers.js';
+import { display2Card, display2CardOrUndefined, display2Head0 } from './display2-helpers.js';
 import { cli, headShows, runDaemon, until } from './kiosk-helpers.js';
 import { Qemu, QEMU_BIN } from './qemu-helpers.js';
 
@@ -42,12 +41,7 @@ describe.skipIf((display2CardOrUndefined() === undefined || !existsSync(QEMU_BIN
   let head0 = '';
 
   beforeAll(() => {
-    const dev = DrmDevice.open(display2Card());
-    try {
-      head0 = dev.snapshot().connectors.filter((c) => !c.writeback).sort((a, b) => a.id - b.id)[0]!.name;
-    } finally {
-      dev.close();
-    }
+    head0 = display2Head0();
     dir = mkdtempSync(path.join(os.tmpdir(), 'kiosk-libvirt-'));
     runDir = path.join(dir, 'run-libvirt-qemu');
     mkdirSync(runDir, { mode: 0o700 }); // root only, like /run/libvirt/qemu

@@ -26,7 +26,7 @@ import { cursorPixel, drawCursor, drawPattern, patternPixel } from '../../src/fl
 import { SimGuest, createSimInstance, type SimInstance } from '../../src/vgpu-sim/index.js';
 import { request } from '../../src/kiosk/control-client.js';
 import type { StatusReport } from '../../src/kiosk/status.js';
-import { display2Card, display2CardOrUndefined } from './display2-helpers.js';
+import { display2Card, display2CardOrUndefined, display2Head0 } from './display2-helpers.js';
 import { debugfsFile, debugfsFramebuffers, displayState, dmabufCount, sleep } from './flip-helpers.js';
 import { findVkmsCard } from './kms-helpers.js';
 import { cli, daemonLog, mismatches, oneDifferentPixel, readPng, runDaemon, until, type Picture } from './kiosk-helpers.js';
@@ -288,13 +288,7 @@ describe('kiosk daemon scenes on vkms', () => {
   }, 400_000);
 
   it.skipIf(display2CardOrUndefined() === undefined && !ci)('a valid reload moves the VM on vkms; the VM on the second display keeps counting frames and is not assigned again', async () => {
-    const dev2 = DrmDevice.open(display2Card());
-    let head0 = '';
-    try {
-      head0 = dev2.snapshot().connectors.filter((c) => !c.writeback).sort((a, b) => a.id - b.id)[0]!.name;
-    } finally {
-      dev2.close();
-    }
+    const head0 = display2Head0();
     const steady = createSimInstance('vgpu_sim-small');
     const mover = createSimInstance('vgpu_sim-small');
     insts.push(steady, mover);
